@@ -1,0 +1,5 @@
+"""``python -m tutor``: the same as the ``tutor`` command."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,228 @@
+"""The ``tutor`` command line: the only module that prints or writes files."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import TutorError, UsageError
+from .model import Problem
+from .problem import DTYPES, MAX_STEPS, VARIABLE_MODES, load, shipped_ids
+from .symbolic import derive, unknown_symbol_message
+
+_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _use_rich() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _write(text: str) -> None:
+    click.echo(text, nl=False)
+
+
+def _print_rich(renderable: Any) -> None:
+    from rich.console import Console
+
+    Console(highlight=False).print(renderable)
+
+
+@click.group(context_settings=_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="tutor")
+def cli() -> None:
+    """Derive gradients step by step with SymPy, compute them with TensorFlow's
+    GradientTape, and watch gradient descent use them.
+
+    PROBLEM is a problem file (a path, or any name ending in .toml) or the id
+    of a shipped problem (see 'tutor list').
+
+    \b
+    Examples:
+      tutor list
+      tutor show seed-w
+      tutor step seed-w --format seed
+      tutor step seed-x --lr 0.05 --steps 10 --set x=1
+    """
+
+
+@cli.command("list")
+def list_problems() -> None:
+    """List the shipped problems with their titles."""
+    ids = shipped_ids()
+    width = max(map(len, ids), default=0)
+    lines = []
+    for problem_id in ids:
+        problem = load(problem_id)
+        lines.append(f"{problem_id:<{width}}  {_one_line(problem.title)}")
+    _write("\n".join(lines) + "\n")
+
+
+def _one_line(text: str) -> str:
+    from .render._numbers import clean
+
+    return " ".join(clean(text).split())
+
+
+def _positive_rate(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(
+            f"{value:g} is not a usable learning rate; give a positive number, e.g. --lr 0.01"
+        )
+    return value
+
+
+def _parse_set(ctx: click.Context, param: click.Parameter, items: Sequence[str]) -> Any:
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not sep or not name or not math.isfinite(value):
+            raise click.BadParameter(
+                f"'{item}' is not SYM=VALUE with a finite number; write e.g. --set w=0.5"
+            )
+        out[name] = value
+    return out
+
+
+_FORMATS_SHOW = ("rich", "plain", "latex", "json")
+_FORMATS_STEP = ("rich", "plain", "seed", "latex", "json")
+
+
+def _apply_overrides(problem: Problem, wrt: Sequence[str], lr: float | None, steps: int | None,
+                     sets: dict[str, float], variables: str | None, dtype: str | None) -> Problem:
+    changes: dict[str, Any] = {}
+    if wrt:
+        for name in wrt:
+            if name not in problem.values:
+                raise UsageError(unknown_symbol_message(problem, name))
+        changes["wrt"] = tuple(dict.fromkeys(wrt))
+    if sets:
+        values, constants = dict(problem.values), dict(problem.constants)
+        for name, value in sets.items():
+            if name in values:
+                values[name] = value
+            elif name in constants:
+                constants[name] = value
+            else:
+                known = ", ".join(sorted([*values, *constants]))
+                raise UsageError(
+                    f"--set {name}=…: '{name}' is not a symbol with a value in {problem.id} "
+                    f"(known: {known}); data columns cannot be set"
+                )
+        changes.update(values=values, constants=constants)
+    for key, value in (("learning_rate", lr), ("steps", steps), ("variables", variables),
+                       ("dtype", dtype)):
+        if value is not None:
+            changes[key] = value
+    return dataclasses.replace(problem, **changes)
+
+
+@cli.command()
+@click.argument("problem")
+@click.option("--wrt", "wrt", multiple=True, metavar="SYM",
+              help="Differentiate with respect to SYM (repeat for several). Default: the file's wrt.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS_SHOW),
+              help="Output format. Default: rich on a terminal, plain when piped or NO_COLOR is set.")
+def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
+    """Show the derivation of every partial of PROBLEM's loss."""
+    loaded = _apply_overrides(load(problem), wrt, None, None, {}, None, None)
+    derivation = derive(loaded)
+    fmt = fmt or ("rich" if _use_rich() else "plain")
+    from .render import jsonl, latex, terminal, text
+
+    if fmt == "rich":
+        _print_rich(terminal.derivation(derivation))
+    elif fmt == "plain":
+        _write(text.derivation(derivation))
+    elif fmt == "latex":
+        _write(latex.derivation(derivation) + "\n")
+    else:
+        _write(jsonl.derivation(derivation))
+
+
+@cli.command()
+@click.argument("problem")
+@click.option("--wrt", "wrt", multiple=True, metavar="SYM",
+              help="Descend SYM (repeat for several). Default: the file's wrt.")
+@click.option("--lr", type=float, callback=_positive_rate, metavar="ETA",
+              help="Learning rate η > 0. Default: the file's learning_rate.")
+@click.option("--steps", type=click.IntRange(0, MAX_STEPS), metavar="N",
+              help=f"Number of updates, 0 to {MAX_STEPS}. Default: the file's steps.")
+@click.option("--set", "sets", multiple=True, callback=_parse_set, metavar="SYM=VALUE",
+              help="Start SYM at VALUE instead of the file's value (repeatable).")
+@click.option("--variables", type=click.Choice(VARIABLE_MODES),
+              help="tensor: convert_to_tensor + tape.watch; variable: tf.Variable + assign_sub.")
+@click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point type. Default: float32.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS_STEP),
+              help="Output format; 'seed' prints the notebook's line per update. "
+              "Default: rich on a terminal, plain when piped.")
+def step(problem: str, wrt: tuple[str, ...], lr: float | None, steps: int | None,
+         sets: dict[str, float], variables: str | None, dtype: str | None,
+         fmt: str | None) -> None:
+    """Run gradient descent on PROBLEM, each update beside its derivation."""
+    loaded = _apply_overrides(load(problem), wrt, lr, steps, sets, variables, dtype)
+    derivation = derive(loaded)
+    from .autodiff import TensorFlowBackend
+    from .descent import descend
+
+    traj = descend(derivation, TensorFlowBackend())
+    fmt = fmt or ("rich" if _use_rich() else "plain")
+    from .render import jsonl, latex, terminal, text
+
+    if fmt == "rich":
+        _print_rich(terminal.trajectory(traj))
+    elif fmt == "plain":
+        _write(text.trajectory(traj))
+    elif fmt == "seed":
+        _write(text.seed(traj))
+    elif fmt == "latex":
+        _write(latex.trajectory(traj))
+    else:
+        _write(jsonl.trajectory(traj))
+    if traj.status == "diverged":
+        click.echo(f"tutor step: the descent diverged: {traj.reason}. Try a smaller --lr.",
+                   err=True)
+        sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 failed check, 2 bad input, 3 tool)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=args, prog_name="tutor", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "tutor"
+        hint = f" (see '{command} --help')" if "--help" not in exc.format_message() else ""
+        click.echo(f"{command}: error: {exc.format_message()}{hint}", err=True)
+        return 2
+    except click.Abort:
+        click.echo("tutor: aborted", err=True)
+        return 130
+    except TutorError as exc:
+        click.echo(f"tutor: error: {exc.message}", err=True)
+        return exc.exit_status
+    except BrokenPipeError:
+        # The reader went away (e.g. '| head'): stop quietly, as cat does.
+        sys.stderr.close()
+        return 0
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def run() -> None:
+    """Entry point of the ``tutor`` script."""
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The data that flows through tutor: Problem → Derivation → Trajectory, all frozen.
+
+Stages change them with :func:`dataclasses.replace`, never by mutation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sympy
+
+from .expression import Node, make_symbol
+
+#: The outcomes of a descent, as the JSON summary spells them.
+STATUSES = ("converged", "completed", "diverging", "diverged")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A parsed, validated problem file.
+
+    ``values`` hold a starting value for every symbol that is not a data column
+    or a constant; ``data`` columns all have the same length; the loss is the
+    mean over the rows when ``data`` is not empty.
+    """
+
+    id: str
+    title: str
+    loss_text: str
+    tree: Node
+    loss: sympy.Expr
+    values: Mapping[str, float]
+    wrt: tuple[str, ...]
+    learning_rate: float
+    steps: int
+    summary: str = ""
+    tolerance: float | None = None
+    variables: str = "tensor"
+    dtype: str = "float32"
+    constants: Mapping[str, float] = field(default_factory=dict)
+    data: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    verify: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def rows(self) -> int:
+        """The number of data rows (0 when the problem has no ``[data]``)."""
+        return len(next(iter(self.data.values()))) if self.data else 0
+
+    def symbol(self, name: str) -> sympy.Symbol:
+        """Return the SymPy symbol the loss uses for ``name``."""
+        return make_symbol(name)
+
+    @property
+    def parameters(self) -> dict[str, float]:
+        """Values of every symbol with a value, constants included (not data columns)."""
+        return {**self.constants, **self.values}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named rule applied while differentiating: ``before`` equals ``after`` by ``rule``.
+
+    ``before`` is a derivative still to be taken (an unevaluated
+    ``sympy.Derivative``) or an expression being rewritten; ``substeps`` are the
+    derivations this rule needed (the inner derivative of the chain rule, the
+    terms of a sum).
+    """
+
+    rule: str
+    before: sympy.Expr
+    after: sympy.Expr
+    text: str
+    substeps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class Partial:
+    """∂L/∂symbol: the derivative to take, the steps, and the simplified result."""
+
+    symbol: str
+    derivative: sympy.Expr
+    result: sympy.Expr
+    steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Every wrt partial of a problem, derived once; renderers never differentiate again."""
+
+    problem: Problem
+    partials: tuple[Partial, ...]
+
+    def partial(self, symbol: str) -> Partial:
+        """Return the partial with respect to ``symbol``."""
+        for p in self.partials:
+            if p.symbol == symbol:
+                return p
+        raise KeyError(symbol)
+
+
+@dataclass(frozen=True)
+class Point:
+    """The loss and both gradients at one set of values (where a descent starts)."""
+
+    values: Mapping[str, float]
+    loss: float
+    symbolic: Mapping[str, float]
+    autodiff: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Update:
+    """One gradient-descent update: the values before it, the loss there, both gradients,
+    the values after it (the loss is that of the values *before*, as the notebook prints)."""
+
+    step: int
+    values: Mapping[str, float]
+    loss: float
+    symbolic: Mapping[str, float]
+    autodiff: Mapping[str, float]
+    updated: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A run of gradient descent and how it ended."""
+
+    derivation: Derivation
+    learning_rate: float
+    start: Point
+    updates: tuple[Update, ...]
+    status: str
+    reason: str = ""
+    final_loss: float | None = None
+
+    @property
+    def problem(self) -> Problem:
+        return self.derivation.problem

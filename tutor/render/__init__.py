@@ -1,0 +1,1 @@
+"""Renderers: each turns the model's data into text for one medium; none prints."""

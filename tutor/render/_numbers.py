@@ -1,0 +1,28 @@
+"""How numbers are shown to people."""
+
+from __future__ import annotations
+
+import math
+
+#: Significant digits in derivation lines: enough to check each equality at a glance.
+DIGITS = 4
+
+
+def number(value: float, digits: int = DIGITS) -> str:
+    """Return ``value`` with ``digits`` significant digits, without a stray ``-0``.
+
+    >>> number(0.7699999809265137), number(-27.0), number(-0.0)
+    ('0.77', '-27', '0')
+    """
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    text = f"{value:.{digits}g}"
+    return "0" if text in ("-0", "0") else text
+
+
+def clean(text: str) -> str:
+    """Return ``text`` with control characters (ESC among them) removed, newlines and tabs kept."""
+    return "".join(ch for ch in text if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127
+                                                          and not 0x80 <= ord(ch) < 0xA0))
