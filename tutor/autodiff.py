@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .expression import Binary, Call, Name, Node, Num, Unary
-from .model import Problem
+from .model import Problem, RawUpdate
 
 _tf: Any = None
 
@@ -47,7 +46,7 @@ def _huber(tf: Any, r: Any, d: Any) -> Any:
 
 
 #: TensorFlow's form of each function a loss may call.
-_TF_FUNCTIONS = {
+_TF_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "exp": lambda tf, a: tf.exp(a),
     "log": lambda tf, a: tf.math.log(a),
     "sqrt": lambda tf, a: tf.sqrt(a),
@@ -97,16 +96,6 @@ def _binary(op: str, a: Any, b: Any) -> Any:
     if op == "/":
         return a / b
     return a**b
-
-
-@dataclass(frozen=True)
-class RawUpdate:
-    """What one update computed, as Python floats (exact copies of the dtype's values)."""
-
-    values: dict[str, float]
-    loss: float
-    gradient: dict[str, float]
-    updated: dict[str, float]
 
 
 class TensorFlowBackend:

@@ -99,8 +99,15 @@ _FORMATS_SHOW = ("rich", "plain", "latex", "json")
 _FORMATS_STEP = ("rich", "plain", "seed", "latex", "json")
 
 
-def _apply_overrides(problem: Problem, wrt: Sequence[str], lr: float | None, steps: int | None,
-                     sets: dict[str, float], variables: str | None, dtype: str | None) -> Problem:
+def _apply_overrides(
+    problem: Problem,
+    wrt: Sequence[str],
+    lr: float | None,
+    steps: int | None,
+    sets: dict[str, float],
+    variables: str | None,
+    dtype: str | None,
+) -> Problem:
     changes: dict[str, Any] = {}
     if wrt:
         for name in wrt:
@@ -121,19 +128,33 @@ def _apply_overrides(problem: Problem, wrt: Sequence[str], lr: float | None, ste
                     f"(known: {known}); data columns cannot be set"
                 )
         changes.update(values=values, constants=constants)
-    for key, value in (("learning_rate", lr), ("steps", steps), ("variables", variables),
-                       ("dtype", dtype)):
-        if value is not None:
-            changes[key] = value
+    options: tuple[tuple[str, object], ...] = (
+        ("learning_rate", lr),
+        ("steps", steps),
+        ("variables", variables),
+        ("dtype", dtype),
+    )
+    for key, option in options:
+        if option is not None:
+            changes[key] = option
     return dataclasses.replace(problem, **changes)
 
 
 @cli.command()
 @click.argument("problem")
-@click.option("--wrt", "wrt", multiple=True, metavar="SYM",
-              help="Differentiate with respect to SYM (repeat for several). Default: the file's wrt.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS_SHOW),
-              help="Output format. Default: rich on a terminal, plain when piped or NO_COLOR is set.")
+@click.option(
+    "--wrt",
+    "wrt",
+    multiple=True,
+    metavar="SYM",
+    help="Differentiate with respect to SYM (repeat for several). Default: the file's wrt.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS_SHOW),
+    help="Output format. Default: rich on a terminal, plain when piped or NO_COLOR is set.",
+)
 def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
     """Show the derivation of every partial of PROBLEM's loss."""
     loaded = _apply_overrides(load(problem), wrt, None, None, {}, None, None)
@@ -153,23 +174,57 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
 
 @cli.command()
 @click.argument("problem")
-@click.option("--wrt", "wrt", multiple=True, metavar="SYM",
-              help="Descend SYM (repeat for several). Default: the file's wrt.")
-@click.option("--lr", type=float, callback=_positive_rate, metavar="ETA",
-              help="Learning rate η > 0. Default: the file's learning_rate.")
-@click.option("--steps", type=click.IntRange(0, MAX_STEPS), metavar="N",
-              help=f"Number of updates, 0 to {MAX_STEPS}. Default: the file's steps.")
-@click.option("--set", "sets", multiple=True, callback=_parse_set, metavar="SYM=VALUE",
-              help="Start SYM at VALUE instead of the file's value (repeatable).")
-@click.option("--variables", type=click.Choice(VARIABLE_MODES),
-              help="tensor: convert_to_tensor + tape.watch; variable: tf.Variable + assign_sub.")
+@click.option(
+    "--wrt",
+    "wrt",
+    multiple=True,
+    metavar="SYM",
+    help="Descend SYM (repeat for several). Default: the file's wrt.",
+)
+@click.option(
+    "--lr",
+    type=float,
+    callback=_positive_rate,
+    metavar="ETA",
+    help="Learning rate η > 0. Default: the file's learning_rate.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(0, MAX_STEPS),
+    metavar="N",
+    help=f"Number of updates, 0 to {MAX_STEPS}. Default: the file's steps.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    callback=_parse_set,
+    metavar="SYM=VALUE",
+    help="Start SYM at VALUE instead of the file's value (repeatable).",
+)
+@click.option(
+    "--variables",
+    type=click.Choice(VARIABLE_MODES),
+    help="tensor: convert_to_tensor + tape.watch; variable: tf.Variable + assign_sub.",
+)
 @click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point type. Default: float32.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS_STEP),
-              help="Output format; 'seed' prints the notebook's line per update. "
-              "Default: rich on a terminal, plain when piped.")
-def step(problem: str, wrt: tuple[str, ...], lr: float | None, steps: int | None,
-         sets: dict[str, float], variables: str | None, dtype: str | None,
-         fmt: str | None) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS_STEP),
+    help="Output format; 'seed' prints the notebook's line per update. "
+    "Default: rich on a terminal, plain when piped.",
+)
+def step(
+    problem: str,
+    wrt: tuple[str, ...],
+    lr: float | None,
+    steps: int | None,
+    sets: dict[str, float],
+    variables: str | None,
+    dtype: str | None,
+    fmt: str | None,
+) -> None:
     """Run gradient descent on PROBLEM, each update beside its derivation."""
     loaded = _apply_overrides(load(problem), wrt, lr, steps, sets, variables, dtype)
     derivation = derive(loaded)
@@ -191,8 +246,9 @@ def step(problem: str, wrt: tuple[str, ...], lr: float | None, steps: int | None
     else:
         _write(jsonl.trajectory(traj))
     if traj.status == "diverged":
-        click.echo(f"tutor step: the descent diverged: {traj.reason}. Try a smaller --lr.",
-                   err=True)
+        click.echo(
+            f"tutor step: the descent diverged: {traj.reason}. Try a smaller --lr.", err=True
+        )
         sys.exit(1)
 
 

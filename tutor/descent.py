@@ -14,15 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .model import Derivation, Point, Problem, Trajectory, Update
+from .model import Derivation, Point, Problem, RawUpdate, Trajectory, Update
 from .numeric import evaluate
-
-
-class RawUpdateLike(Protocol):
-    values: dict[str, float]
-    loss: float
-    gradient: dict[str, float]
-    updated: dict[str, float]
 
 
 class GradientBackend(Protocol):
@@ -32,7 +25,7 @@ class GradientBackend(Protocol):
         self, problem: Problem, values: Mapping[str, float]
     ) -> tuple[float, dict[str, float]]: ...
 
-    def run(self, problem: Problem, values: Mapping[str, float]) -> Iterator[RawUpdateLike]: ...
+    def run(self, problem: Problem, values: Mapping[str, float]) -> Iterator[RawUpdate]: ...
 
 
 #: How many consecutive growing losses flag a run as diverging.
@@ -50,8 +43,7 @@ def symbolic_gradients(
     if not points:
         return []
     env: dict[str, Any] = {
-        name: np.array([p[name] for p in points], dtype=np.float64)[:, None]
-        for name in points[0]
+        name: np.array([p[name] for p in points], dtype=np.float64)[:, None] for name in points[0]
     }
     env.update({k: np.float64(v) for k, v in problem.constants.items()})
     env.update({k: np.array(v, dtype=np.float64)[None, :] for k, v in problem.data.items()})
@@ -79,8 +71,8 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
         symbolic=symbolic_gradients(derivation, [problem.values])[0],
         autodiff=start_grad,
     )
-    raws: list[RawUpdateLike] = []
-    status, reason = "completed", f"ran its {problem.steps} steps"
+    raws: list[RawUpdate] = []
+    status, reason = "completed", f"ran all {problem.steps} updates it was given"
     runner = backend.run(problem, dict(problem.values))
     for _ in range(problem.steps):
         raw = next(runner)
@@ -122,7 +114,7 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
     )
 
 
-def _non_finite(raw: RawUpdateLike) -> str:
+def _non_finite(raw: RawUpdate) -> str:
     if not math.isfinite(raw.loss):
         return f"the loss is {raw.loss} at the values before this update"
     for name, value in {**raw.gradient, **raw.updated}.items():

@@ -152,7 +152,9 @@ def parse(text: str, symbols: set[str] | frozenset[str]) -> Node:
     except SyntaxError as exc:
         raise ExpressionError(_syntax_message(text, exc), expression=text) from None
     except (RecursionError, MemoryError, ValueError):
-        raise ExpressionError("the loss is too large or too deeply nested", expression=text) from None
+        raise ExpressionError(
+            "the loss is too large or too deeply nested", expression=text
+        ) from None
     count = sum(1 for _ in ast.walk(tree))
     if count > MAX_NODES:
         raise ExpressionError(
@@ -236,7 +238,9 @@ class _Walker:
         if isinstance(value, int) and abs(value) > MAX_LITERAL:
             raise self.fail(f"the number {value} is larger than the limit {MAX_LITERAL:g}")
         if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= MAX_LITERAL):
-            raise self.fail(f"the number {value!r} is not finite or above the limit {MAX_LITERAL:g}")
+            raise self.fail(
+                f"the number {value!r} is not finite or above the limit {MAX_LITERAL:g}"
+            )
         return Num(repr(value))
 
     def name(self, node: ast.Name) -> Name:
@@ -271,8 +275,7 @@ class _Walker:
         arity = FUNCTIONS[func][1]
         if len(node.args) != arity:
             raise self.fail(
-                f"'{func}' takes {arity} argument{'s' if arity > 1 else ''}, "
-                f"not {len(node.args)}",
+                f"'{func}' takes {arity} argument{'s' if arity > 1 else ''}, not {len(node.args)}",
                 func,
             )
         return Call(func, tuple(self.visit(a, depth + 1) for a in node.args))
@@ -345,8 +348,10 @@ def make_symbol(name: str) -> sympy.Symbol:
 def to_sympy(node: Node) -> sympy.Expr:
     """Build the SymPy expression of a neutral tree (numbers exact: 0.1 becomes 1/10)."""
     if isinstance(node, Num):
-        return sympy.Rational(node.text) if "e" not in node.text.lower() else sympy.Rational(
-            sympy.Float(node.text, 30)
+        return (
+            sympy.Rational(node.text)
+            if "e" not in node.text.lower()
+            else sympy.Rational(sympy.Float(node.text, 30))
         )
     if isinstance(node, Name):
         return CONSTANTS.get(node.id) or make_symbol(node.id)

@@ -11,13 +11,20 @@ import sympy
 from sympy import Abs, Function, Heaviside, Piecewise, S, exp, log, sign
 
 
+def _latex_call(printer, name: str, args, exp) -> str:
+    """LaTeX of ``name(args)``, raised to ``exp`` when SymPy asks for a power."""
+    inner = ", ".join(printer._print(a) for a in args)
+    base = rf"{name}\left({inner}\right)"
+    return base if exp is None else rf"{base}^{{{exp}}}"
+
+
 class sigmoid(Function):  # noqa: N801 - named as the loss text writes it
     """σ(z) = 1 / (1 + e^(−z)); σ'(z) = σ(z)(1 − σ(z))."""
 
     nargs = 1
 
     @classmethod
-    def eval(cls, z):  # type: ignore[override]
+    def eval(cls, z):
         if z.is_zero:
             return S.Half
         return None
@@ -39,9 +46,7 @@ class sigmoid(Function):  # noqa: N801 - named as the loss text writes it
         return self.args[0].is_real
 
     def _latex(self, printer, exp=None):
-        arg = printer._print(self.args[0])
-        base = r"\sigma\left(%s\right)" % arg
-        return base if exp is None else r"%s^{%s}" % (base, exp)
+        return _latex_call(printer, r"\sigma", self.args, exp)
 
 
 class relu(Function):  # noqa: N801
@@ -50,7 +55,7 @@ class relu(Function):  # noqa: N801
     nargs = 1
 
     @classmethod
-    def eval(cls, z):  # type: ignore[override]
+    def eval(cls, z):
         if z.is_Number:
             return z if z > 0 else S.Zero
         return None
@@ -71,9 +76,7 @@ class relu(Function):  # noqa: N801
         return self.args[0].is_real
 
     def _latex(self, printer, exp=None):
-        arg = printer._print(self.args[0])
-        base = r"\operatorname{relu}\left(%s\right)" % arg
-        return base if exp is None else r"%s^{%s}" % (base, exp)
+        return _latex_call(printer, r"\operatorname{relu}", self.args, exp)
 
 
 class softplus(Function):  # noqa: N801
@@ -97,9 +100,7 @@ class softplus(Function):  # noqa: N801
         return self.args[0].is_real
 
     def _latex(self, printer, exp=None):
-        arg = printer._print(self.args[0])
-        base = r"\operatorname{softplus}\left(%s\right)" % arg
-        return base if exp is None else r"%s^{%s}" % (base, exp)
+        return _latex_call(printer, r"\operatorname{softplus}", self.args, exp)
 
 
 class huber(Function):  # noqa: N801
@@ -123,9 +124,7 @@ class huber(Function):  # noqa: N801
         return all(a.is_real for a in self.args)
 
     def _latex(self, printer, exp=None):
-        args = ", ".join(printer._print(a) for a in self.args)
-        base = r"\operatorname{huber}\left(%s\right)" % args
-        return base if exp is None else r"%s^{%s}" % (base, exp)
+        return _latex_call(printer, r"\operatorname{huber}", self.args, exp)
 
 
 #: The functions a loss may call, by the name it calls them, with their arity.

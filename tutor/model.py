@@ -111,6 +111,16 @@ class Point:
 
 
 @dataclass(frozen=True)
+class RawUpdate:
+    """What a gradient backend computed for one update, before SymPy's gradient is added."""
+
+    values: dict[str, float]
+    loss: float
+    gradient: dict[str, float]
+    updated: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Update:
     """One gradient-descent update: the values before it, the loss there, both gradients,
     the values after it (the loss is that of the values *before*, as the notebook prints)."""

@@ -44,8 +44,8 @@ def _np_huber(r: Any, d: Any) -> Any:
     return np.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d))
 
 
-def _mp_heaviside(z: Any, h0: Any = mpmath.mpf("0.5")) -> Any:
-    return mpmath.mpf(1) if z > 0 else (mpmath.mpf(0) if z < 0 else h0)
+def _mp_heaviside(z: Any, h0: Any = 0.5) -> Any:
+    return mpmath.mpf(1) if z > 0 else (mpmath.mpf(0) if z < 0 else mpmath.mpf(h0))
 
 
 def _mp_huber(r: Any, d: Any) -> Any:
@@ -120,7 +120,7 @@ def evaluate(expr: sympy.Expr, env: Mapping[str, Any], *, precise: bool = False)
 
 def _walk(e: sympy.Basic, env: Mapping[str, Any], b: _Backend) -> Any:
     if e.is_Symbol:
-        return env[e.name]  # type: ignore[attr-defined]
+        return env[e.name]
     if e.is_Number or e in (sympy.pi, sympy.E):
         return b.number(e)
     if isinstance(e, sympy.Add):
@@ -141,7 +141,7 @@ def _walk(e: sympy.Basic, env: Mapping[str, Any], b: _Backend) -> Any:
         return _piecewise(e, env, b)
     if isinstance(e, sympy.core.relational.Relational):
         return _relation(e, env, b)
-    func = b.funcs.get(type(e)) or b.funcs.get(e.func)  # type: ignore[call-overload]
+    func = b.funcs.get(type(e)) or b.funcs.get(e.func)
     if func is None:
         raise UnsupportedExpression(f"cannot evaluate {e.func} numerically")
     return func(*(_walk(a, env, b) for a in e.args))
@@ -173,6 +173,12 @@ def _piecewise(e: sympy.Piecewise, env: Mapping[str, Any], b: _Backend) -> Any:
 
 def _relation(e: sympy.Basic, env: Mapping[str, Any], b: _Backend) -> Any:
     lhs, rhs = (_walk(a, env, b) for a in e.args)
-    ops = {"<=": lambda: lhs <= rhs, "<": lambda: lhs < rhs, ">=": lambda: lhs >= rhs,
-           ">": lambda: lhs > rhs, "==": lambda: lhs == rhs, "!=": lambda: lhs != rhs}
-    return ops[e.rel_op]()  # type: ignore[attr-defined]
+    ops = {
+        "<=": lambda: lhs <= rhs,
+        "<": lambda: lhs < rhs,
+        ">=": lambda: lhs >= rhs,
+        ">": lambda: lhs > rhs,
+        "==": lambda: lhs == rhs,
+        "!=": lambda: lhs != rhs,
+    }
+    return ops[e.rel_op]()

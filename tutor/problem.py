@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExpressionError, ProblemError
-from .expression import parse, symbol_name_problem, to_sympy
 from .expression import names as tree_names
+from .expression import parse, symbol_name_problem, to_sympy
 from .model import Problem
 
 MAX_STEPS = 1_000_000
@@ -177,7 +177,7 @@ class _Reader:
     def string(self, key: str, *, required: bool) -> str:
         if key not in self.doc:
             if required:
-                raise self.fail(key, f"missing; add {key} = \"...\" at the top of the file")
+                raise self.fail(key, f'missing; add {key} = "..." at the top of the file')
             return ""
         value = self.doc[key]
         if not isinstance(value, str):
@@ -220,8 +220,11 @@ class _Reader:
         lengths = {name: len(col) for name, col in columns.items()}
         if len(set(lengths.values())) > 1:
             listed = ", ".join(f"{n} has {k}" for n, k in lengths.items())
-            raise self.fail("data", f"columns have unequal lengths ({listed}); give every column "
-                            "the same number of rows")
+            raise self.fail(
+                "data",
+                f"columns have unequal lengths ({listed}); give every column "
+                "the same number of rows",
+            )
         return columns
 
     def check_disjoint(self, *tables: dict[str, Any]) -> None:
@@ -235,29 +238,41 @@ class _Reader:
                     )
                 seen[name] = section
 
-    def wrt(self, descent: dict[str, Any], values: dict[str, float], used: set[str]) -> tuple[str, ...]:
+    def wrt(
+        self, descent: dict[str, Any], values: dict[str, float], used: set[str]
+    ) -> tuple[str, ...]:
         if "wrt" not in descent:
-            raise self.fail("descent.wrt", "missing; list the symbols to descend, e.g. wrt = [\"w\"]")
+            raise self.fail("descent.wrt", 'missing; list the symbols to descend, e.g. wrt = ["w"]')
         wrt = descent["wrt"]
         if isinstance(wrt, str):
             wrt = [wrt]
         if not isinstance(wrt, list) or not wrt or not all(isinstance(s, str) for s in wrt):
-            raise self.fail("descent.wrt", "must be a non-empty list of symbol names, e.g. [\"w\"]")
+            raise self.fail("descent.wrt", 'must be a non-empty list of symbol names, e.g. ["w"]')
         if len(set(wrt)) != len(wrt):
             raise self.fail("descent.wrt", "lists a symbol twice")
         for name in wrt:
             if name not in values:
-                where = self.section_of(name) if name in self.doc.get("constants", {}) or \
-                    name in self.doc.get("data", {}) else ""
+                where = (
+                    self.section_of(name)
+                    if name in self.doc.get("constants", {}) or name in self.doc.get("data", {})
+                    else ""
+                )
                 if where:
-                    raise self.fail("descent.wrt", f"'{name}' is under [{where}], which are never "
-                                    "descended; move it to [values]")
+                    raise self.fail(
+                        "descent.wrt",
+                        f"'{name}' is under [{where}], which are never "
+                        "descended; move it to [values]",
+                    )
                 close = difflib.get_close_matches(name, sorted(values), n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
-                raise self.fail("descent.wrt", f"'{name}' has no starting value under [values].{hint}")
+                raise self.fail(
+                    "descent.wrt", f"'{name}' has no starting value under [values].{hint}"
+                )
             if name not in used:
-                raise self.fail("descent.wrt", f"'{name}' does not appear in the loss; descending it "
-                                "would change nothing")
+                raise self.fail(
+                    "descent.wrt",
+                    f"'{name}' does not appear in the loss; descending it would change nothing",
+                )
         return tuple(wrt)
 
     def positive(self, table: dict[str, Any], key: str, *, required: bool) -> Any:
@@ -274,7 +289,9 @@ class _Reader:
     def steps(self, descent: dict[str, Any]) -> int:
         value = descent.get("steps")
         if value is None:
-            raise self.fail("descent.steps", "missing; add steps = 20 (a whole number) to [descent]")
+            raise self.fail(
+                "descent.steps", "missing; add steps = 20 (a whole number) to [descent]"
+            )
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail("descent.steps", f"must be a whole number, not {_kind(value)}")
         if value < 0 or value > MAX_STEPS:

@@ -22,7 +22,29 @@ def number(value: float, digits: int = DIGITS) -> str:
     return "0" if text in ("-0", "0") else text
 
 
+def exact(value: float, dtype: str = "float64") -> str:
+    """Return the shortest text that reads back as the same ``dtype`` number.
+
+    >>> exact(-22.139999389648438, "float32"), exact(2.0)
+    ('-22.14', '2.0')
+    """
+    import numpy as np
+
+    if dtype == "float32" and _float32_exact(value):
+        return str(np.float32(value))
+    return repr(value)
+
+
+def _float32_exact(value: float) -> bool:
+    import numpy as np
+
+    return not math.isfinite(value) or float(np.float32(value)) == value
+
+
 def clean(text: str) -> str:
     """Return ``text`` with control characters (ESC among them) removed, newlines and tabs kept."""
-    return "".join(ch for ch in text if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127
-                                                          and not 0x80 <= ord(ch) < 0xA0))
+    return "".join(
+        ch
+        for ch in text
+        if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127 and not 0x80 <= ord(ch) < 0xA0)
+    )

@@ -70,8 +70,13 @@ def _juxtapose(text: str, always_dot: bool = False) -> str:
             continue
         left = tokens[i - 1] if i else ""
         right = tokens[i + 1] if i + 1 < len(tokens) else ""
-        left_ok = left[:1].isdigit() or len(left) == 1 and left.isalpha() or left == ")" or \
-            left[-1:] in "⁰¹²³⁴⁵⁶⁷⁸⁹"
+        left_ok = (
+            left[:1].isdigit()
+            or len(left) == 1
+            and left.isalpha()
+            or left == ")"
+            or left[-1:] in "⁰¹²³⁴⁵⁶⁷⁸⁹"
+        )
         right_ok = (len(right) == 1 and right.isalpha()) or right == "("
         tight = left_ok and right_ok and not always_dot
         out.append("" if tight else "·")

@@ -60,7 +60,8 @@ def trajectory(traj: Trajectory) -> str:
         "variables": traj.problem.variables,
         "final_loss": None if traj.final_loss is None else _num(traj.final_loss),
         "final_values": _nums({**traj.updates[-1].values, **traj.updates[-1].updated})
-        if traj.updates else _nums(start.values),
+        if traj.updates
+        else _nums(start.values),
         "start": {
             "values": _nums(start.values),
             "loss": _num(start.loss),
@@ -100,5 +101,7 @@ def derivation(deriv: Derivation) -> str:
         }
         for p in deriv.partials
     }
-    return _dump({"problem": deriv.problem.id, "loss": str(deriv.problem.loss),
-                  "partials": partials}) + "\n"
+    return (
+        _dump({"problem": deriv.problem.id, "loss": str(deriv.problem.loss), "partials": partials})
+        + "\n"
+    )

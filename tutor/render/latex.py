@@ -78,14 +78,21 @@ def partial_result(partial: Partial, rows: int) -> str:
     return rf"\frac{{1}}{{{rows}}}\sum_{{i=1}}^{{{rows}}} {body}" if rows else body
 
 
-def gradient_line(partial: Partial, update: Update | None, values: Mapping[str, float],
-                  symbolic: float, rows: int = 0) -> str:
+def gradient_line(
+    partial: Partial,
+    update: Update | None,
+    values: Mapping[str, float],
+    symbolic: float,
+    rows: int = 0,
+) -> str:
     """Return ``∂L/∂w = closed form = numbers substituted = value`` as LaTeX."""
     lhs = partial_symbol(partial.symbol)
     closed = partial_result(partial, rows)
-    if rows:
-        return rf"{lhs} = {closed} = {number(symbolic)}"
-    return rf"{lhs} = {closed} = {substituted(partial.result, values)} = {number(symbolic)}"
+    chain = [closed]
+    if partial.result.free_symbols and not rows:
+        chain.append(substituted(partial.result, values))
+    chain = [c for c in chain if c != number(symbolic)]
+    return " = ".join([lhs, *chain, number(symbolic)])
 
 
 def update_line(symbol: str, update: Update, rate: float) -> str:
@@ -128,8 +135,11 @@ def trajectory(traj: Trajectory) -> str:
         lines = []
         for partial in traj.derivation.partials:
             values = {**problem.constants, **update.values}
-            lines.append(gradient_line(partial, update, values, update.symbolic[partial.symbol],
-                                       problem.rows))
+            lines.append(
+                gradient_line(
+                    partial, update, values, update.symbolic[partial.symbol], problem.rows
+                )
+            )
             lines.append(update_line(partial.symbol, update, traj.learning_rate))
         out.append(f"% update {update.step}: loss {number(update.loss)}")
         out.append("\\begin{gather*}\n" + " \\\\\n".join(lines) + "\n\\end{gather*}")

@@ -33,8 +33,12 @@ def _table(traj: Trajectory) -> Table:
         row = [str(u.step), f"{u.loss:.2f}"]
         for p in traj.derivation.partials:
             s = p.symbol
-            row += [f"{u.values[s]:.2f}", number(u.symbolic[s], 8), number(u.autodiff[s], 8),
-                    f"{u.updated[s]:.2f}"]
+            row += [
+                f"{u.values[s]:.2f}",
+                number(u.symbolic[s], 8),
+                number(u.autodiff[s], 8),
+                f"{u.updated[s]:.2f}",
+            ]
         table.add_row(*row)
     return table
 

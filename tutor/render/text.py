@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..model import Derivation, Partial, Step, Trajectory, Update
 from . import latex
-from ._numbers import clean, number
+from ._numbers import clean, exact, number
 from ._unicode import unicode
 
 
@@ -60,19 +60,24 @@ def derivation(deriv: Derivation) -> str:
         for step in partial.steps:
             lines.extend(step_lines(step))
         lines.append(f"  {partial_label(partial.symbol)} = {closed_form(partial, problem.rows)}")
-        lines.append(f"  LaTeX: {latex.partial_symbol(partial.symbol)} = "
-                     f"{latex.partial_result(partial, problem.rows)}")
+        lines.append(
+            f"  LaTeX: {latex.partial_symbol(partial.symbol)} = "
+            f"{latex.partial_result(partial, problem.rows)}"
+        )
     return "\n".join(lines) + "\n"
 
 
-def _gradient_lines(traj: Trajectory, partial: Partial, values: dict[str, float],
-                    symbolic: float, autodiff: float) -> list[str]:
+def _gradient_lines(
+    traj: Trajectory, partial: Partial, values: dict[str, float], symbolic: float, autodiff: float
+) -> list[str]:
     rows = traj.problem.rows
-    subst = "" if rows else f" = {unicode(partial.result, values)}"
+    chain = [closed_form(partial, rows)]
+    if partial.result.free_symbols and not rows:
+        chain.append(unicode(partial.result, values))
+    chain = [c for c in chain if c != number(symbolic)]
     return [
-        f"  {partial_label(partial.symbol)} = {closed_form(partial, rows)}{subst}"
-        f" = {number(symbolic)}",
-        f"    SymPy {number(symbolic, 8)}   TF {number(autodiff, 8)}   "
+        f"  {partial_label(partial.symbol)} = {' = '.join([*chain, number(symbolic)])}",
+        f"    SymPy {exact(symbolic)}   TF {exact(autodiff, traj.problem.dtype)}   "
         f"difference {number(autodiff - symbolic, 3)}",
         f"    LaTeX: {latex.gradient_line(partial, None, values, symbolic, rows)}",
     ]
@@ -87,8 +92,10 @@ def update_block(traj: Trajectory, update: Update) -> list[str]:
         lines += _gradient_lines(traj, partial, values, update.symbolic[s], update.autodiff[s])
         g = number(update.autodiff[s])
         g = f"({g})" if g.startswith("-") else g
-        lines.append(f"  {s} ← {number(update.values[s])} − {number(traj.learning_rate)}·{g}"
-                     f" = {number(update.updated[s])}")
+        lines.append(
+            f"  {s} ← {number(update.values[s])} − {number(traj.learning_rate)}·{g}"
+            f" = {number(update.updated[s])}"
+        )
         lines.append(f"    LaTeX: {latex.update_line(s, update, traj.learning_rate)}")
     return lines
 
@@ -109,7 +116,7 @@ def summary(traj: Trajectory) -> str:
     """Return the closing line of a run."""
     n = len(traj.updates)
     final = "" if traj.final_loss is None else f", last loss {number(traj.final_loss)}"
-    return f"{traj.status}: {n} update{'s' if n != 1 else ''}{final} ({traj.reason})"
+    return f"{traj.status}: {n} update{'' if n == 1 else 's'}{final} ({traj.reason})"
 
 
 def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
@@ -118,13 +125,15 @@ def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
     lines = [derivation(traj.derivation).rstrip("\n")] if show_derivation else []
     rate = number(traj.learning_rate)
     wrt = ", ".join(p.symbol for p in traj.derivation.partials)
-    lines += ["", f"Gradient descent on {wrt}: η = {rate}, {problem.dtype}, "
-              f"{problem.variables} mode, up to {problem.steps} updates", ""]
+    lines += [
+        "",
+        f"Gradient descent on {wrt}: η = {rate}, {problem.dtype}, "
+        f"{problem.variables} mode, up to {problem.steps} updates",
+        "",
+    ]
     if not traj.updates:
         lines += start_block(traj)
     for update in traj.updates:
         lines += ["", *update_block(traj, update)]
     lines += ["", summary(traj)]
     return "\n".join(lines) + "\n"
-
-

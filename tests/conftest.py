@@ -1,0 +1,48 @@
+"""Hypothesis profiles and shared fixtures.
+
+Profiles: ``dev`` (fast, for editing) and ``ci`` (thorough; extends
+Hypothesis' built-in ``ci`` profile, which ``CI=true`` loads). Choose one with
+``HYPOTHESIS_PROFILE``; when it is unset, Hypothesis' own choice stands
+(``ci`` under ``CI=true``, else ``default``), with our ``ci`` settings on top.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from hypothesis import settings
+
+settings.register_profile("dev", max_examples=25, deadline=None)
+settings.register_profile("ci", parent=settings.get_profile("ci"), max_examples=200)
+# Loading a profile by name picks up the registration above, even when
+# Hypothesis loaded its built-in "ci" profile before this file ran.
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or settings._current_profile or "default"
+)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``tutor`` in-process; return (exit status, stdout, stderr)."""
+    from tutor.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        status = main(list(args))
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def backend():
+    """The TensorFlow gradient backend (imports TensorFlow once per session)."""
+    from tutor.autodiff import TensorFlowBackend
+
+    return TensorFlowBackend()
+
+
+def pytest_report_header(config):
+    return f"hypothesis profile: {settings._current_profile}; python {sys.version.split()[0]}"

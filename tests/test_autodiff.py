@@ -1,0 +1,71 @@
+"""TensorFlow's GradientTape gradients against SymPy's closed form, in both notebook styles."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mpmath
+import pytest
+from hypothesis import given
+from strategies import points
+
+from tutor import derive, load
+from tutor.numeric import evaluate
+
+U32 = 2.0**-24  # unit roundoff of float32
+TINY32 = 2.0**-126  # smallest normal float32; TF on the CPU flushes anything smaller to 0
+
+
+def gamma(k: int, u: float = U32) -> float:
+    """γ_k = k·u / (1 − k·u), the forward error factor of k roundings (Higham, ch. 3)."""
+    return k * u / (1 - k * u)
+
+
+def reference(partial, values):
+    """SymPy's gradient at ``values`` in 50-digit arithmetic, rounded once to float64."""
+    with mpmath.workdps(50):
+        return float(evaluate(partial.result, values, precise=True))
+
+
+@pytest.mark.parametrize("mode", ["tensor", "variable"])
+def test_seed_linear_gradient_is_two(backend, mode):
+    problem = dataclasses.replace(load("seed-linear"), variables=mode)
+    loss, grads = backend.gradient(problem, problem.values)
+    assert (loss, grads) == (3.0, {"x": 2.0})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_first_gradient_of_the_notebook_is_exact(backend, dtype):
+    problem = dataclasses.replace(load("seed-w"), dtype=dtype)
+    assert backend.gradient(problem, problem.values) == (20.25, {"w": -27.0})
+
+
+@given(points())
+def test_gradients_of_squared_error_agree_with_sympy_in_float32(backend, point):
+    """∂/∂w and ∂/∂x of (wx − y)², TF float32 vs SymPy exact, within γ₃·S plus a floor.
+
+    Three roundings reach each partial (w·x, − y, the backward product); S is
+    the partial re-evaluated on absolute values. Inputs are exact, normal
+    float32 values (see ``strategies.float32s``); an intermediate that falls
+    below the smallest normal is flushed to zero by TF, an absolute error of
+    at most TINY32 per flush, at most two flushes magnified by 2·|other factor|
+    and one more on the product itself: floor = (4·|other| + 1)·TINY32.
+    """
+    problem = dataclasses.replace(load("seed-w"), wrt=("w", "x"))
+    derivation = derive(problem)
+    _, grads = backend.gradient(problem, point)
+    w, x, y = (abs(point[k]) for k in "wxy")
+    for sym, other in (("w", x), ("x", w)):
+        s = 2 * other * (w * x + y)
+        exact = reference(derivation.partial(sym), point)
+        assert abs(grads[sym] - exact) <= gamma(3) * s + (4 * other + 1) * TINY32, (sym, point)
+
+
+@pytest.mark.parametrize("mode", ["tensor", "variable"])
+def test_descent_iterates_are_the_same_in_both_modes(backend, mode):
+    problem = dataclasses.replace(load("seed-x"), variables=mode)
+    runner = backend.run(problem, problem.values)
+    got = [next(runner).updated["x"] for _ in range(100)]
+    reference_problem = dataclasses.replace(problem, variables="tensor")
+    runner = backend.run(reference_problem, reference_problem.values)
+    assert got == [next(runner).updated["x"] for _ in range(100)]
