@@ -190,3 +190,33 @@ def test_bad_input_exits_2_with_one_line(run_cli, tmp_path, monkeypatch, args, e
     assert expected in err
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_show_code_prints_the_notebooks_cell(run_cli):
+    status, out, _ = run_cli("step", "seed-variable", "--show-code", "--format", "seed")
+    assert status == 0
+    assert "w = tf.Variable(0.5)\n" in out
+    assert "w.assign_sub(0.01 * grad_w)\n" in out
+    assert "loss = (w * x - y) ** 2\n" in out
+
+
+def test_generated_code_takes_the_same_update_as_the_tutor(run_cli, tmp_path):
+    import subprocess
+    import sys
+
+    from tutor import load
+    from tutor.render.code import update_code
+
+    for problem in ("seed-w", "seed-variable"):
+        script = tmp_path / f"{problem}.py"
+        script.write_text(update_code(load(problem)))
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, check=True
+        )
+        assert done.stdout == "Loss = 20.25,  w = 00.77 \n"
+
+
+def test_interactive_refuses_without_a_terminal(run_cli):
+    status, out, err = run_cli("step", "seed-w", "--interactive")
+    assert status == 2
+    assert "needs a terminal" in err

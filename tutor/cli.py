@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from rich.text import Text
 
 from . import __version__
 from .errors import TutorError, UsageError
@@ -209,6 +210,16 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
 )
 @click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point type. Default: float32.")
 @click.option(
+    "--interactive",
+    is_flag=True,
+    help="Show one update per key: Enter for the next, a for all the rest, q to quit.",
+)
+@click.option(
+    "--show-code",
+    is_flag=True,
+    help="Also print the TensorFlow code of one update, in the notebook's style.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(_FORMATS_STEP),
@@ -223,9 +234,21 @@ def step(
     sets: dict[str, float],
     variables: str | None,
     dtype: str | None,
+    interactive: bool,
+    show_code: bool,
     fmt: str | None,
 ) -> None:
     """Run gradient descent on PROBLEM, each update beside its derivation."""
+    if interactive and fmt not in (None, "rich", "plain"):
+        raise UsageError(
+            f"--interactive shows updates one by one; it does not go with --format "
+            f"{fmt}. Drop one of them."
+        )
+    if interactive and not sys.stdin.isatty():
+        raise UsageError(
+            "--interactive needs a terminal to read keys from; standard input is "
+            "not one. Run without --interactive to print every update."
+        )
     loaded = _apply_overrides(load(problem), wrt, lr, steps, sets, variables, dtype)
     derivation = derive(loaded)
     from .autodiff import TensorFlowBackend
@@ -235,7 +258,13 @@ def step(
     fmt = fmt or ("rich" if _use_rich() else "plain")
     from .render import jsonl, latex, terminal, text
 
-    if fmt == "rich":
+    if show_code:
+        from .render.code import update_code
+
+        _write(update_code(loaded) + "\n")
+    if interactive:
+        _step_through(traj, rich=fmt == "rich")
+    elif fmt == "rich":
         _print_rich(terminal.trajectory(traj))
     elif fmt == "plain":
         _write(text.trajectory(traj))
@@ -246,10 +275,47 @@ def step(
     else:
         _write(jsonl.trajectory(traj))
     if traj.status == "diverged":
-        click.echo(
-            f"tutor step: the descent diverged: {traj.reason}. Try a smaller --lr.", err=True
-        )
+        click.echo(f"tutor step: the descent diverged: {traj.reason}.", err=True)
         sys.exit(1)
+
+
+_PROMPT = "[Enter] next update   [a] all the rest   [q] quit "
+
+
+def _step_through(traj: Any, rich: bool) -> None:
+    """Show the derivation, then one update per key press."""
+    from .render import terminal, text
+
+    show = _print_rich if rich else (lambda t: _write(t + "\n"))
+    show(terminal.derivation(traj.derivation) if rich else text.derivation(traj.derivation))
+    if not traj.updates:
+        show(Text("\n".join(text.start_block(traj))) if rich else "\n".join(text.start_block(traj)))
+    run_all = False
+    for index, update in enumerate(traj.updates):
+        block = "\n".join(text.update_block(traj, update))
+        show(Text(block) if rich else block)
+        if run_all or index == len(traj.updates) - 1:
+            continue
+        key = _ask()
+        if key == "q":
+            _write("Stopped.\n")
+            return
+        run_all = key == "a"
+    _write(text.summary(traj) + "\n")
+
+
+def _ask() -> str:
+    """Return "next", "a" or "q" from the keyboard, ignoring other keys."""
+    while True:
+        _write(_PROMPT)
+        key = click.getchar()
+        _write("\r" + " " * len(_PROMPT) + "\r")
+        if key in ("\r", "\n", " "):
+            return "next"
+        if key.lower() in ("a", "q"):
+            return key.lower()
+        if key in ("\x03", "\x04"):
+            return "q"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

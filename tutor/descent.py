@@ -85,7 +85,7 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
         raws.append(raw)
         bad = _non_finite(raw)
         if bad:
-            status, reason = "diverged", bad
+            status, reason = "diverged", f"at update {len(raws)} {bad}{_bound_note(derivation)}"
             break
     symbolic = symbolic_gradients(derivation, [r.values for r in raws])
     updates = tuple(
@@ -99,9 +99,8 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
         )
         for i, (r, s) in enumerate(zip(raws, symbolic, strict=True))
     )
-    if status == "completed" and _growing(updates):
-        status = "diverging"
-        reason = f"the loss grew over the last {GROWTH_RUN} updates"
+    if status == "completed":
+        status, reason = _diverging(derivation, updates) or (status, reason)
     final_loss = updates[-1].loss if updates else None
     return Trajectory(
         derivation=derivation,
@@ -116,11 +115,38 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
 
 def _non_finite(raw: RawUpdate) -> str:
     if not math.isfinite(raw.loss):
-        return f"the loss is {raw.loss} at the values before this update"
-    for name, value in {**raw.gradient, **raw.updated}.items():
+        return f"the loss overflowed to {raw.loss}"
+    for name, value in raw.gradient.items():
         if not math.isfinite(value):
-            return f"{name} became {value}"
+            return f"the gradient ∂L/∂{name} overflowed to {value}"
+    for name, value in raw.updated.items():
+        if not math.isfinite(value):
+            return f"{name} overflowed to {value}"
     return ""
+
+
+def _bound_note(derivation: Derivation) -> str:
+    analysis = derivation.analysis
+    if analysis is None or analysis.lr_bound is None:
+        return ""
+    return (
+        f"; the learning rate {derivation.problem.learning_rate:g} is above the bound "
+        f"{analysis.lr_bound:.4g} derived for this loss, try {analysis.suggested_lr:.4g}"
+    )
+
+
+def _diverging(derivation: Derivation, updates: Sequence[Update]) -> tuple[str, str] | None:
+    """Return ("diverging", why) when the rate is above the derived bound or the loss grows."""
+    analysis = derivation.analysis
+    rate = derivation.problem.learning_rate
+    if analysis is not None and analysis.lr_bound is not None and rate >= analysis.lr_bound:
+        return "diverging", (
+            f"the learning rate {rate:g} is at or above the bound 2/λ_max = "
+            f"{analysis.lr_bound:.4g} derived for this loss; try {analysis.suggested_lr:.4g}"
+        )
+    if _growing(updates):
+        return "diverging", f"the loss grew over the last {GROWTH_RUN} updates"
+    return None
 
 
 def _growing(updates: Sequence[Update]) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 
@@ -87,10 +88,15 @@ class Partial:
 
 @dataclass(frozen=True)
 class Derivation:
-    """Every wrt partial of a problem, derived once; renderers never differentiate again."""
+    """Every wrt partial of a problem, derived once; renderers never differentiate again.
+
+    ``analysis`` is a :class:`tutor.analysis.Analysis` of the descent (fixed
+    point, contraction factor, learning-rate bound) for the problem's rate.
+    """
 
     problem: Problem
     partials: tuple[Partial, ...]
+    analysis: Any = None
 
     def partial(self, symbol: str) -> Partial:
         """Return the partial with respect to ``symbol``."""

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import sympy
 
+from .analysis import analyse
 from .errors import UsageError
 from .model import Derivation, Partial, Problem
 from .steps import explain
@@ -38,7 +39,7 @@ def derive(problem: Problem, wrt: Sequence[str] | None = None) -> Derivation:
                 steps=steps,
             )
         )
-    return Derivation(problem=problem, partials=tuple(partials))
+    return Derivation(problem=problem, partials=tuple(partials), analysis=analyse(problem, symbols))
 
 
 def unknown_symbol_message(problem: Problem, name: str) -> str:

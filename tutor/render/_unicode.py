@@ -11,6 +11,17 @@ from sympy.printing.str import StrPrinter
 from ._numbers import number
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_GREEK = {
+    "eta": "η",
+    "lam": "λ",
+    "lambda_": "λ",
+    "sigma": "σ",
+    "theta": "θ",
+    "alpha": "α",
+    "beta": "β",
+    "mu": "μ",
+    "delta": "δ",
+}
 _TOKEN = re.compile(r"\d+\.?\d*(?:e[+-]?\d+)?|[A-Za-z_][A-Za-z0-9_]*|\*|.", re.S)
 
 
@@ -23,10 +34,12 @@ class _Printer(StrPrinter):
         if expr.name in self.values:
             text = number(self.values[expr.name])
             return f"({text})" if text.startswith("-") else text
-        return expr.name
+        return _GREEK.get(expr.name, expr.name)
 
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
         exp = expr.exp
+        if exp.is_Integer and int(exp) < 0 and expr.base.is_Symbol:
+            return "1/" + self._print(sympy.Pow(expr.base, -exp))
         if exp.is_Integer and 1 < int(exp) < 100:
             base = self.parenthesize(expr.base, sympy.printing.precedence.PRECEDENCE["Pow"])
             return base + str(int(exp)).translate(_SUPERSCRIPT)

@@ -71,8 +71,31 @@ def trajectory(traj: Trajectory) -> str:
             },
         },
     }
+    summary["analysis"] = analysis(traj.derivation)
     lines.append(_dump({"summary": summary}))
     return "\n".join(lines) + "\n"
+
+
+def analysis(deriv: Derivation) -> dict[str, Any] | None:
+    """Return the convergence analysis as JSON (None when there is none)."""
+    a = deriv.analysis
+    if a is None:
+        return None
+    out: dict[str, Any] = {
+        "applies": a.applies,
+        "reason": a.reason,
+        "eigenvalues": [_num(v) for v in a.eigenvalues],
+    }
+    if a.applies:
+        out.update(
+            fixed_point=None if a.fixed_point is None else _nums(a.fixed_point),
+            lr_bound=a.lr_bound,
+            lr_bound_formula=None if a.lr_bound_formula is None else str(a.lr_bound_formula),
+            contraction=a.contraction,
+            suggested_lr=a.suggested_lr,
+            steps_to_tolerance=a.steps_to_tolerance,
+        )
+    return out
 
 
 def _step(step: Step) -> dict[str, Any]:

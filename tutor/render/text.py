@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+import sympy
+
 from ..model import Derivation, Partial, Step, Trajectory, Update
 from . import latex
 from ._numbers import clean, exact, number
@@ -47,6 +51,55 @@ def step_lines(step: Step, depth: int = 1) -> list[str]:
     return lines
 
 
+def analysis_lines(deriv: Derivation) -> list[str]:
+    """Return what theory says about the descent: fixed point, factor, bound on η."""
+    a = deriv.analysis
+    if a is None:
+        return []
+    problem = deriv.problem
+    if not a.applies:
+        lines = [f"Convergence: {a.reason}."]
+        if a.eigenvalues:
+            shown = ", ".join(number(v) for v in a.eigenvalues)
+            lines.append(f"  eigenvalues of the Hessian at the start: {shown}")
+        return lines
+    lines = [f"Convergence ({a.reason}):"]
+    names = [p.symbol for p in deriv.partials]
+    if len(names) == 1 and not problem.rows:
+        s = names[0]
+        h = a.hessian[0, 0]
+        lines.append(f"  ∂²L/∂{s}² = {unicode(h)} = {number(a.eigenvalues[0])}")
+    else:
+        shown = ", ".join(number(v) for v in a.eigenvalues)
+        lines.append(f"  Hessian H = {unicode(a.hessian)}; eigenvalues {shown}")
+    if a.fixed_point is not None:
+        for s in names:
+            formula = a.fixed_point_formula[s] if a.fixed_point_formula else None
+            shown = f"{unicode(formula)} = " if formula is not None and formula.free_symbols else ""
+            lines.append(f"  fixed point: {s}* = {shown}{number(a.fixed_point[s])}")
+    if a.contraction_formula is not None:
+        s = names[0]
+        factor = f"1 − {unicode(sympy.Symbol('eta') * a.hessian[0, 0])}"
+        lines.append(
+            f"  iteration: {s}_k − {s}* = ({factor})^k ({s}_0 − {s}*), "
+            f"factor {number(a.iteration[0][0])}"
+        )
+    else:
+        lines.append(
+            f"  iteration: θ_k − θ* = (I − ηH)^k (θ_0 − θ*), |factor| ≤ {number(a.contraction)}"
+        )
+    bound = f"{unicode(a.lr_bound_formula)} = " if a.lr_bound_formula is not None else "2/λ_max = "
+    verdict = "stable" if a.contraction < 1 else "unstable: the iterates grow"
+    lines.append(
+        f"  stable for η < {bound}{number(a.lr_bound)}; "
+        f"η = {number(problem.learning_rate)} is {verdict}"
+    )
+    if a.steps_to_tolerance is not None:
+        tol = problem.tolerance or 1e-3
+        lines.append(f"  within {tol:g} of the fixed point after {a.steps_to_tolerance} updates")
+    return lines
+
+
 def derivation(deriv: Derivation) -> str:
     """Return the derivation of every partial as plain text."""
     problem = deriv.problem
@@ -64,6 +117,9 @@ def derivation(deriv: Derivation) -> str:
             f"  LaTeX: {latex.partial_symbol(partial.symbol)} = "
             f"{latex.partial_result(partial, problem.rows)}"
         )
+    analysis = analysis_lines(deriv)
+    if analysis:
+        lines += ["", *analysis]
     return "\n".join(lines) + "\n"
 
 
@@ -112,10 +168,45 @@ def start_block(traj: Trajectory) -> list[str]:
     return lines
 
 
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 60) -> str:
+    """Return the losses as a row of bars (log scale), at most ``width`` wide.
+
+    >>> sparkline([4.0, 2.0, 1.0])
+    '█▅▁'
+    """
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if not finite:
+        return ""
+    if len(values) > width:
+        values = [values[i * len(values) // width] for i in range(width)]
+    logs = [math.log10(max(v, min(finite))) if math.isfinite(v) else math.inf for v in values]
+    low, high = min(v for v in logs if math.isfinite(v)), max(v for v in logs if math.isfinite(v))
+    span = (high - low) or 1.0
+    return "".join(
+        _BARS[-1] if not math.isfinite(v) else _BARS[round((v - low) / span * (len(_BARS) - 1))]
+        for v in logs
+    )
+
+
+def distance_to_minimiser(traj: Trajectory) -> float | None:
+    """Return |θ_last − θ*| when the analysis found the fixed point θ*, else None."""
+    a = traj.derivation.analysis
+    if a is None or a.fixed_point is None or not traj.updates:
+        return None
+    last = traj.updates[-1].updated
+    return math.dist([last[n] for n in a.fixed_point], list(a.fixed_point.values()))
+
+
 def summary(traj: Trajectory) -> str:
-    """Return the closing line of a run."""
+    """Return the closing line of a run: outcome, updates, final loss, distance to θ*."""
     n = len(traj.updates)
     final = "" if traj.final_loss is None else f", last loss {number(traj.final_loss)}"
+    distance = distance_to_minimiser(traj)
+    if distance is not None and math.isfinite(distance):
+        final += f", {number(distance)} from the minimiser"
     return f"{traj.status}: {n} update{'' if n == 1 else 's'}{final} ({traj.reason})"
 
 
@@ -135,5 +226,8 @@ def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
         lines += start_block(traj)
     for update in traj.updates:
         lines += ["", *update_block(traj, update)]
+    spark = sparkline([u.loss for u in traj.updates])
+    if spark:
+        lines += ["", f"Loss by update: {spark}"]
     lines += ["", summary(traj)]
     return "\n".join(lines) + "\n"
