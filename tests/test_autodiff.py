@@ -69,3 +69,13 @@ def test_descent_iterates_are_the_same_in_both_modes(backend, mode):
     reference_problem = dataclasses.replace(problem, variables="tensor")
     runner = backend.run(reference_problem, reference_problem.values)
     assert got == [next(runner).updated["x"] for _ in range(100)]
+
+
+@pytest.mark.parametrize("problem_id", ["seed-w", "seed-x", "seed-variable"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_run_is_bit_identical_to_the_eager_loop(backend, problem_id, dtype):
+    problem = dataclasses.replace(load(problem_id), dtype=dtype, steps=500)
+    compiled = list(backend.run(problem, problem.values, problem.steps))
+    eager = backend.run(problem, problem.values)
+    assert backend.compile_from <= problem.steps
+    assert compiled == [next(eager) for _ in range(problem.steps)]

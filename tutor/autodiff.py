@@ -31,10 +31,16 @@ def tensorflow() -> Any:
     if _tf is None:
         # oneDNN's start-up notice is printed before TF's own log filter applies;
         # switching oneDNN off removes it and changes no scalar arithmetic.
+        quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         import tensorflow as tf
 
+        if quiet:
+            tf.get_logger().setLevel("ERROR")
+        # Graph rewrites such as pow(r, 2) → square(r) change the last bit of
+        # the loss; without them a compiled run is bit-identical to the eager one.
+        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
         _tf = tf
     return _tf
 
@@ -153,12 +159,26 @@ class TensorFlowBackend:
             n: float(g.numpy()) for n, g in zip(problem.wrt, grads, strict=True)
         }
 
-    def run(self, problem: Problem, values: Mapping[str, float]) -> Iterator[RawUpdate]:
-        """Yield the updates of gradient descent from ``values``, as many as the caller takes.
+    def run(
+        self, problem: Problem, values: Mapping[str, float], steps: int | None = None
+    ) -> Iterator[RawUpdate]:
+        """Yield the updates of gradient descent from ``values``.
 
         Each update is ``s ← s − η·g`` in the problem's dtype, in TensorFlow's
-        order of operations: rebinding a tensor, or ``assign_sub`` on a Variable.
+        order of operations: rebinding a tensor, or ``assign_sub`` on a
+        Variable. A run of at least ``compile_from`` known ``steps`` is computed
+        in one compiled loop (``tf.function``, no XLA), whose iterates are
+        bit-identical to the eager loop's; shorter or open-ended runs stay eager.
         """
+        if steps is not None and steps >= self.compile_from:
+            yield from self._compiled(problem, values, steps)
+        else:
+            yield from self._eager(problem, values)
+
+    #: The number of steps from which a run is compiled rather than eager.
+    compile_from = 100
+
+    def _eager(self, problem: Problem, values: Mapping[str, float]) -> Iterator[RawUpdate]:
         env = self._bind(problem, values)
         rate = problem.learning_rate
         while True:
@@ -175,3 +195,67 @@ class TensorFlowBackend:
                 gradient={n: float(g.numpy()) for n, g in zip(problem.wrt, grads, strict=True)},
                 updated={n: float(env[n].numpy()) for n in problem.wrt},
             )
+
+    def _compiled(
+        self, problem: Problem, values: Mapping[str, float], steps: int
+    ) -> Iterator[RawUpdate]:
+        tf, dtype, _ = self._setup(problem)
+        env = self._bind(problem, values)
+        wrt = problem.wrt
+        rate = tf.constant(problem.learning_rate, dtype=dtype)
+        loop = tf.function(self._loop_body(problem, env, rate, dtype), jit_compile=False)
+        theta, losses, grads = (t.numpy() for t in loop(tf.constant(steps)))
+        fixed = {n: float(v) for n, v in values.items() if n not in wrt}
+        for k in range(steps):
+            yield RawUpdate(
+                values={**fixed, **{n: float(theta[k, i]) for i, n in enumerate(wrt)}},
+                loss=float(losses[k]),
+                gradient={n: float(grads[k, i]) for i, n in enumerate(wrt)},
+                updated={n: float(theta[k + 1, i]) for i, n in enumerate(wrt)},
+            )
+
+    def _loop_body(self, problem: Problem, env: dict[str, Any], rate: Any, dtype: Any) -> Any:
+        """Return the whole descent as one function of the step count, for ``tf.function``."""
+        tf = tensorflow()
+        wrt = problem.wrt
+        variable = problem.variables == "variable"
+
+        def step(k: Any, theta: Any, thetas: Any, losses: Any, grads_out: Any) -> Any:
+            current = {n: env[n] for n in wrt} if variable else dict(zip(wrt, theta, strict=True))
+            with tf.GradientTape() as tape:
+                if not variable:
+                    for n in wrt:
+                        tape.watch(current[n])
+                loss = self._loss(problem, {**env, **current}, dtype)
+            grads = tape.gradient(
+                loss,
+                [current[n] for n in wrt],
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+            if variable:
+                for n, g in zip(wrt, grads, strict=True):
+                    current[n].assign_sub(rate * g)
+                new = tuple(current[n].read_value() for n in wrt)
+            else:
+                new = tuple(current[n] - rate * g for n, g in zip(wrt, grads, strict=True))
+            return (
+                k + 1,
+                new,
+                thetas.write(k + 1, tf.stack(new)),
+                losses.write(k, loss),
+                grads_out.write(k, tf.stack(grads)),
+            )
+
+        def loop(steps: Any) -> Any:
+            start = tuple(tf.convert_to_tensor(env[n]) for n in wrt)
+            state = (
+                tf.constant(0),
+                start,
+                tf.TensorArray(dtype, size=steps + 1).write(0, tf.stack(start)),
+                tf.TensorArray(dtype, size=steps),
+                tf.TensorArray(dtype, size=steps),
+            )
+            _, _, thetas, losses, grads_out = tf.while_loop(lambda k, *_: k < steps, step, state)
+            return thetas.stack(), losses.stack(), grads_out.stack()
+
+        return loop

@@ -25,7 +25,9 @@ class GradientBackend(Protocol):
         self, problem: Problem, values: Mapping[str, float]
     ) -> tuple[float, dict[str, float]]: ...
 
-    def run(self, problem: Problem, values: Mapping[str, float]) -> Iterator[RawUpdate]: ...
+    def run(
+        self, problem: Problem, values: Mapping[str, float], steps: int | None = None
+    ) -> Iterator[RawUpdate]: ...
 
 
 #: How many consecutive growing losses flag a run as diverging.
@@ -73,7 +75,7 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
     )
     raws: list[RawUpdate] = []
     status, reason = "completed", f"ran all {problem.steps} updates it was given"
-    runner = backend.run(problem, dict(problem.values))
+    runner = backend.run(problem, dict(problem.values), problem.steps)
     for _ in range(problem.steps):
         raw = next(runner)
         if problem.tolerance is not None and all(
