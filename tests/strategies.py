@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Callable
+
+import sympy
 from hypothesis import strategies as st
+
+from tutor.expression import make_symbol
+from tutor.functions import huber, relu, sigmoid, softplus
 
 #: float32 values whose squares and products stay far from overflow: |v| ≤ 1e9
 #: keeps (w·x − y)² ≤ 4e36 < 3.4e38 and every intermediate finite.
@@ -30,3 +37,287 @@ def float32s(limit: float = FLOAT32_LIMIT) -> st.SearchStrategy[float]:
 def points(names: tuple[str, ...] = ("w", "x", "y")) -> st.SearchStrategy[dict[str, float]]:
     """A value for each symbol in ``names``, each from :func:`float32s`."""
     return st.fixed_dictionaries({n: float32s() for n in names})
+
+
+# Symbolic expressions: random losses built from the functions a loss may use.
+
+#: The symbols of generated expressions, real as every symbol of a loss is.
+SYMBOLS: tuple[sympy.Symbol, ...] = tuple(make_symbol(n) for n in ("w", "x", "y"))
+
+#: Small exact constants a generated expression may use.
+CONSTANTS: tuple[sympy.Expr, ...] = (
+    sympy.S.One,
+    sympy.Integer(2),
+    sympy.Integer(3),
+    sympy.S.Half,
+    sympy.pi,
+    sympy.E,
+)
+
+
+def _unary(func: Callable[[sympy.Expr], sympy.Expr]) -> Callable[..., sympy.Expr]:
+    """``func`` as a node of two children that uses only the first."""
+    return lambda a, _b: func(a)
+
+
+def _power(exponent: sympy.Expr) -> Callable[..., sympy.Expr]:
+    """The node raising its first child to a constant ``exponent``."""
+    return lambda a, _b: a**exponent
+
+
+#: Every node a generated expression may have, as a function of two children (the unary
+#: ones ignore the second): arithmetic, constant and variable powers, and each function a
+#: loss may call. Drawn uniformly, so each function turns up in about 1 node of 24.
+OPERATIONS: tuple[Callable[..., sympy.Expr], ...] = (
+    lambda a, b: a + b,
+    lambda a, b: a - b,
+    lambda a, b: a * b,
+    lambda a, b: a / b,
+    _power(sympy.Integer(2)),
+    _power(sympy.Integer(3)),
+    _power(sympy.Integer(-1)),
+    _power(sympy.Integer(-2)),
+    _power(sympy.Rational(3, 2)),
+    lambda a, b: a**b,
+    _unary(sympy.exp),
+    _unary(sympy.log),
+    _unary(sympy.sqrt),
+    _unary(sympy.Abs),
+    _unary(sympy.sin),
+    _unary(sympy.cos),
+    _unary(sympy.tan),
+    _unary(sympy.tanh),
+    _unary(sigmoid),
+    _unary(relu),
+    _unary(softplus),
+    sympy.Max,
+    sympy.Min,
+    huber,
+)
+
+
+def symbols() -> st.SearchStrategy[sympy.Symbol]:
+    """One of the symbols w, x, y (shrinks towards w)."""
+    return st.sampled_from(SYMBOLS)
+
+
+def constants() -> st.SearchStrategy[sympy.Expr]:
+    """One of :data:`CONSTANTS`: 1, 2, 3, 1/2, pi or E (shrinks towards 1)."""
+    return st.sampled_from(CONSTANTS)
+
+
+def expressions(max_leaves: int = 8) -> st.SearchStrategy[sympy.Expr]:
+    """A random loss expression over w, x, y and small constants, at most ``max_leaves`` leaves.
+
+    Nodes are drawn from :data:`OPERATIONS`, with at least one node at the top.
+    Leaves are symbols twice as often as constants, so most expressions depend
+    on some symbol. SymPy evaluates as it builds, so ``log(exp(w))`` arrives as
+    ``w``; a node that would collapse to an infinity, NaN or a non-real constant
+    is replaced by its first child (no filtering, so no example is thrown away).
+    """
+    leaves = st.one_of(symbols(), symbols(), constants())
+    return _nodes(st.recursive(leaves, _nodes, max_leaves=max(1, max_leaves // 2)))
+
+
+def losses_and_symbols(max_leaves: int = 8) -> st.SearchStrategy[tuple[sympy.Expr, sympy.Symbol]]:
+    """A loss from :func:`expressions` and a symbol to differentiate it by, one it uses if any."""
+
+    def with_symbol(loss: sympy.Expr) -> st.SearchStrategy[tuple[sympy.Expr, sympy.Symbol]]:
+        used = sorted(loss.free_symbols, key=str)
+        return st.tuples(st.just(loss), st.sampled_from(used) if used else symbols())
+
+    return expressions(max_leaves).flatmap(with_symbol)
+
+
+def _nodes(children: st.SearchStrategy[sympy.Expr]) -> st.SearchStrategy[sympy.Expr]:
+    """One node of :data:`OPERATIONS` over two children."""
+    return st.builds(_build, st.sampled_from(OPERATIONS), children, children)
+
+
+def _build(operation: Callable[..., sympy.Expr], a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+    """``operation(a, b)`` when that is a plain expression (see :func:`_is_plain`), else ``a``."""
+    try:
+        built = operation(a, b)
+    except (ValueError, TypeError, ZeroDivisionError):
+        return a  # SymPy refuses some, such as a Max of a non-real number
+    return built if _is_plain(built) else a
+
+
+def _is_plain(expr: sympy.Expr) -> bool:
+    """Whether expr is free of infinities, NaN, the imaginary unit and powers of 0."""
+    bad = (sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I)
+    if any(expr.has(b) for b in bad):
+        return False
+    return not any(p.base.is_zero for p in expr.atoms(sympy.Pow))
+
+
+# Loss texts for the parser: arbitrary text, and Python expressions built as random syntax trees.
+
+#: The symbols a fuzzed loss may use; any other name must be refused by name.
+PARSER_SYMBOLS = frozenset({"w", "x", "y"})
+
+#: Fragments that loss texts and attacks on the parser are made of.
+_FRAGMENTS = (
+    *"wxy0123456789.+-*/()^, _eEj\n",
+    *("**", "exp", "log", "sigmoid", "max", "pi", "lambda", "for", "in", "if", "else"),
+    *("__import__", "os", "system", "eval", "open", "__class__", "[", "]", ":", ":="),
+    *("'", '"', "f'", "{", "}", "=", "<", "@", "%", "~", "&", "|", "not", "#", "\\"),
+)
+
+
+def loss_texts() -> st.SearchStrategy[str]:
+    """Arbitrary text, or text made of the fragments of losses and of attacks on the parser."""
+    fragments = st.lists(st.sampled_from(_FRAGMENTS), max_size=40).map("".join)
+    return st.one_of(fragments, st.text(max_size=300))
+
+
+def python_expressions(max_leaves: int = 12) -> st.SearchStrategy[str]:
+    """The source of a random Python expression: the forms a loss allows mixed with refused ones.
+
+    Trees are built from ``ast`` nodes (operators, calls with keywords and
+    starred arguments, attributes, subscripts, lambdas, comprehensions,
+    f-strings, walrus, conditionals, containers) and written out with
+    ``ast.unparse``.
+    """
+    tree = st.recursive(_ast_leaves(), _ast_nodes, max_leaves=max_leaves)
+    return tree.map(lambda node: ast.unparse(ast.fix_missing_locations(ast.Expression(node))))
+
+
+def _name(ident: str) -> ast.Name:
+    return ast.Name(id=ident, ctx=ast.Load())
+
+
+def _ast_leaves() -> st.SearchStrategy[ast.expr]:
+    """A constant of any Python type, or a name: a symbol, a function, or anything else."""
+    numbers = st.one_of(
+        st.integers(-(10**20), 10**20),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.complex_numbers(max_magnitude=10, allow_nan=False, allow_infinity=False),
+    )
+    others = st.sampled_from(("s", b"b", None, True, False, ...))
+    names = st.sampled_from(
+        (*sorted(PARSER_SYMBOLS), "pi", "E", "exp", "max", "z", "os", "__import__", "eval")
+    )
+    # Names and small numbers come most often, so that many trees are valid losses.
+    small = st.integers(-9, 9) | st.sampled_from((0.5, 1.5, 2.0, 0.1))
+    return st.one_of(
+        st.builds(_name, names),
+        st.builds(ast.Constant, small),
+        st.builds(ast.Constant, st.one_of(numbers, others)),
+    )
+
+
+_BIN_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Mod, ast.FloorDiv, ast.MatMult)
+_BIT_OPS = (ast.BitXor, ast.BitOr, ast.BitAnd, ast.LShift, ast.RShift)
+_UNARY_OPS = (ast.USub, ast.UAdd, ast.Not, ast.Invert)
+_CALLEES = ("exp", "log", "sqrt", "max", "huber", "sigmoid", "w", "eval", "exec", "print")
+
+
+def _ast_nodes(children: st.SearchStrategy[ast.expr]) -> st.SearchStrategy[ast.expr]:
+    """One node over ``children``: allowed forms often, every refused form sometimes."""
+    lists = st.lists(children, max_size=3)
+    allowed = st.sampled_from(_BIN_OPS[:5]).map(lambda c: c())
+    functions = st.sampled_from(_CALLEES[:6])
+    return st.one_of(
+        st.builds(ast.BinOp, children, allowed, children),
+        st.builds(_call, functions, st.lists(children, min_size=1, max_size=2), st.just(False)),
+        st.builds(ast.UnaryOp, st.just(ast.USub()), children),
+        st.builds(
+            ast.BinOp, children, st.sampled_from(_BIN_OPS + _BIT_OPS).map(lambda c: c()), children
+        ),
+        st.builds(ast.UnaryOp, st.sampled_from(_UNARY_OPS).map(lambda c: c()), children),
+        st.builds(_call, st.sampled_from(_CALLEES), lists, st.booleans(), st.booleans()),
+        st.builds(_refused_form, st.integers(0, 11), children, children),
+    )
+
+
+def _call(func: str, args: list[ast.expr], keyword: bool, starred: bool = False) -> ast.Call:
+    keywords = [ast.keyword(arg="k", value=args[0])] if keyword and args else []
+    if starred and args:
+        args = [ast.Starred(value=args[0], ctx=ast.Load()), *args[1:]]
+    return ast.Call(func=_name(func), args=args, keywords=keywords)
+
+
+def _refused_form(kind: int, a: ast.expr, b: ast.expr) -> ast.expr:
+    """One of the syntax forms a loss may not contain, built over ``a`` and ``b``."""
+    loop = [ast.comprehension(target=ast.Name("i", ast.Store()), iter=b, ifs=[], is_async=0)]
+    no_args = ast.arguments(
+        posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]
+    )
+    forms: list[ast.expr] = [
+        ast.Attribute(value=a, attr="__class__", ctx=ast.Load()),
+        ast.Subscript(value=a, slice=b, ctx=ast.Load()),
+        ast.Lambda(args=no_args, body=a),
+        ast.ListComp(elt=a, generators=loop),
+        ast.GeneratorExp(elt=a, generators=loop),
+        ast.JoinedStr(values=[ast.FormattedValue(value=a, conversion=-1, format_spec=None)]),
+        ast.NamedExpr(target=ast.Name("w", ast.Store()), value=a),
+        ast.IfExp(test=a, body=b, orelse=a),
+        ast.Compare(left=a, ops=[ast.Lt()], comparators=[b]),
+        ast.BoolOp(op=ast.Or(), values=[a, b]),
+        ast.Tuple(elts=[a, b], ctx=ast.Load()),
+        ast.Dict(keys=[a], values=[b]),
+    ]
+    return forms[kind]
+
+
+#: Exponents for generated losses: plain, negative, fractional, the largest allowed, symbolic.
+_LOSS_EXPONENTS = ("2", "3", "-1", "0.5", "1/3", "2/3", "0.25", "1/5", "7", "16", "64", "x")
+
+
+def loss_sources(max_leaves: int = 30) -> st.SearchStrategy[str]:
+    """The text of a random loss in the allowed syntax only, often near the parser's limits.
+
+    Every function a loss may call, + − × ÷, and powers up to the largest exponent,
+    nested up to ``max_leaves`` leaves: some are refused by the size limits or
+    because a constant part is not real (log(0), (−1)**(1/3)); the rest must
+    build and differentiate quickly.
+    """
+    leaves = st.sampled_from(("w", "x", "y", "pi", "E", "1", "2", "0.5", "0.1", "1e-3", "-1", "0"))
+    return st.recursive(leaves, _loss_nodes, max_leaves=max_leaves)
+
+
+def _loss_nodes(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    unary = st.sampled_from(
+        ("exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus")
+    )
+    binary = st.sampled_from(("max", "min", "huber"))
+    return st.one_of(
+        st.builds("({}){}({})".format, children, st.sampled_from("+-*/"), children),
+        st.builds("({})**({})".format, children, st.sampled_from(_LOSS_EXPONENTS)),
+        st.builds("{}({})".format, unary, children),
+        st.builds("{}({}, {})".format, binary, children, children),
+    )
+
+
+# Points and settings for verifying gradients (tutor.verify, tutor.tolerance).
+
+#: The four ways a gradient is computed: dtype × how the symbols are held.
+GRADIENT_CONFIGS = tuple((d, v) for d in ("float32", "float64") for v in ("tensor", "variable"))
+
+
+def problem_points(problem) -> st.SearchStrategy[dict[str, float]]:
+    """A point in ``problem``'s verify box: float32, zero or normal, one value per sampled symbol.
+
+    The same strategy ``tutor verify`` searches with (see ``tutor.verify.point_strategy``).
+    """
+    from tutor.verify import point_strategy
+
+    return point_strategy(problem)
+
+
+def gradient_configs() -> st.SearchStrategy[tuple[str, str]]:
+    """One of :data:`GRADIENT_CONFIGS` (shrinks towards float32 with tensors)."""
+    return st.sampled_from(GRADIENT_CONFIGS)
+
+
+def function_arguments(low: float, high: float, width: int) -> st.SearchStrategy[float]:
+    """Arguments in [low, high] exact in a float of ``width`` bits, zero or normal."""
+    return st.floats(
+        min_value=low,
+        max_value=high,
+        width=width,
+        allow_nan=False,
+        allow_infinity=False,
+        allow_subnormal=False,
+    )

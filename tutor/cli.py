@@ -279,6 +279,69 @@ def step(
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("problems", nargs=-1, required=True, metavar="PROBLEM...")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="FILE",
+    help="Where to write the .tex (default: the first problem's id + .tex).",
+)
+@click.option("--pdf", is_flag=True, help="Also build the PDF with latexmk beside the .tex.")
+@click.option(
+    "--variants",
+    type=click.IntRange(0, 500),
+    default=0,
+    metavar="N",
+    help="Write N exercise variants per problem instead of the worked handout.",
+)
+@click.option("--seed", type=int, default=0, metavar="S", help="Seed of the variants' numbers.")
+@click.option("--answers", is_flag=True, help="Add an answer key for the variants.")
+@click.option(
+    "--template",
+    metavar="FILE",
+    help="A Jinja2 LaTeX template to use instead of "
+    "the shipped one (copy tutor/templates/handout.tex.j2 to start).",
+)
+def handout(
+    problems: tuple[str, ...],
+    output: str | None,
+    pdf: bool,
+    variants: int,
+    seed: int,
+    answers: bool,
+    template: str | None,
+) -> None:
+    """Write a LaTeX handout of PROBLEM(s); with --pdf, build the PDF too."""
+    from pathlib import Path
+
+    from ._files import build_pdf, write_atomic
+    from .render.handout import render, template_source
+
+    if answers and not variants:
+        raise UsageError(
+            "--answers goes with --variants N: the worked handout already shows every answer"
+        )
+    loaded = [load(p) for p in problems]
+    source = template_source(template)
+    target = Path(output or f"{loaded[0].id}.tex")
+    if target.suffix != ".tex":
+        raise UsageError(f"-o {target}: give a file name ending in .tex")
+    if not target.resolve().parent.is_dir():
+        raise UsageError(f"-o {target}: the folder {target.parent} does not exist")
+    from .autodiff import TensorFlowBackend
+    from .handout import build
+
+    document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers)
+    tex = render(document, source)
+    write_atomic(target, tex.encode("utf-8"))
+    _write(f"wrote {target}\n")
+    if pdf:
+        build_pdf(tex, target.with_suffix(".pdf"))
+        _write(f"wrote {target.with_suffix('.pdf')}\n")
+
+
 _PROMPT = "[Enter] next update   [a] all the rest   [q] quit "
 
 
@@ -316,6 +379,19 @@ def _ask() -> str:
             return key.lower()
         if key in ("\x03", "\x04"):
             return "q"
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+def check(files: tuple[str, ...]) -> None:
+    """Check problem files (or shipped ids) without running them: OK, or every error."""
+    from .check import check_files
+
+    outcome = check_files(files)
+    _write(outcome.text)
+    if outcome.status:
+        click.echo(outcome.verdict, err=True)
+        sys.exit(outcome.status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

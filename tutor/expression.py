@@ -5,6 +5,15 @@ The walk produces a small neutral tree (:class:`Node`) that two builders read:
 for the numbers, so TensorFlow computes the loss in the order the file writes
 it, as the notebook's ``(w * x - y) ** 2`` does.
 
+A loss is untrusted text. Only numbers, the problem's symbols, ``pi``, ``E``,
+``+ - * / **``, unary minus and positional calls of the functions in
+:data:`tutor.functions.FUNCTIONS` are accepted; everything else is refused by
+name. While walking, each subtree is measured (the highest power of each
+symbol once multiplied out, the digits of its exact numbers, the denominators
+of its constant exponents, its value when it has no symbols), so what SymPy
+is later asked to differentiate and factor stays small: ``9**9**9``,
+``(w**60)**60``, ``w**0.333`` (333/1000) and ``log(-1)`` never reach SymPy.
+
 >>> tree = parse("(w*x - y)**2", symbols={"w", "x", "y"})
 >>> to_sympy(tree)
 (w*x - y)**2
@@ -17,7 +26,10 @@ import difflib
 import keyword
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TypeVar
 
 import sympy
 
@@ -29,7 +41,16 @@ MAX_LENGTH = 2000
 MAX_NODES = 400
 MAX_DEPTH = 40
 MAX_LITERAL = 1e15
+#: The largest constant exponent, and the highest power any symbol may reach once
+#: the loss is multiplied out: (w**60)**60 is w**3600 and is refused.
 MAX_EXPONENT = 64
+MAX_DEGREE = 64
+#: Decimal digits the exact numbers of a subtree may need once multiplied out
+#: (factoring works with exact rationals; 1e-300**20 would need 6000 digits).
+MAX_DIGITS = 4000
+#: The least common multiple of the denominators of constant exponents:
+#: SymPy factors w**(333/1000) + w as a polynomial of degree 1000 in w**(1/1000).
+MAX_ROOTS = 60
 
 
 @dataclass(frozen=True)
@@ -77,55 +98,130 @@ class Call:
 
 Node = Num | Name | Unary | Binary | Call
 
+_Number = TypeVar("_Number", float, Fraction)
+
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _UNARY = {ast.USub: "-", ast.UAdd: "+"}
 
-#: What a refused node is called in a message, and how to do without it.
-_REFUSED = {
-    ast.Attribute: "attribute access ('a.b')",
-    ast.Subscript: "subscripts ('a[i]')",
-    ast.Lambda: "lambda",
-    ast.ListComp: "comprehensions",
-    ast.SetComp: "comprehensions",
-    ast.DictComp: "comprehensions",
-    ast.GeneratorExp: "generator expressions",
-    ast.JoinedStr: "f-strings",
-    ast.NamedExpr: "assignment expressions (':=')",
-    ast.IfExp: "conditional expressions ('a if c else b'); use max, min, relu or huber",
-    ast.Compare: "comparisons; use max, min, relu or huber for a piecewise loss",
-    ast.BoolOp: "'and' / 'or'",
-    ast.List: "lists",
-    ast.Tuple: "tuples",
-    ast.Dict: "dicts",
-    ast.Set: "sets",
-    ast.Starred: "starred arguments",
-    ast.Await: "await",
-    ast.Yield: "yield",
-    ast.YieldFrom: "yield",
-    ast.Slice: "slices",
+#: How a refused operator is written, and what to use instead.
+_REFUSED_OPS = {
+    ast.Mod: ("%", "there is no remainder in a loss"),
+    ast.FloorDiv: ("//", "use / for division"),
+    ast.MatMult: ("@", "use * for a product of numbers"),
+    ast.BitXor: ("^", "write powers with '**'"),
+    ast.BitOr: ("|", "use max or min for a piecewise loss"),
+    ast.BitAnd: ("&", "use max or min for a piecewise loss"),
+    ast.LShift: ("<<", "use * or ** instead"),
+    ast.RShift: (">>", "use / or ** instead"),
 }
+
+#: What a refused node is called in a message, and how to do without it.
+_PIECEWISE = "use max, min, relu or huber for a piecewise loss"
+_REFUSED: dict[type[ast.AST], tuple[str, str]] = {
+    ast.Attribute: ("attribute access", "call a function by its name alone, e.g. exp(w)"),
+    ast.Subscript: ("a subscript", "give each value its own symbol, or use [data] columns"),
+    ast.Lambda: ("lambda", ""),
+    ast.ListComp: ("a comprehension", "use [data] columns for a sum over rows"),
+    ast.SetComp: ("a comprehension", "use [data] columns for a sum over rows"),
+    ast.DictComp: ("a comprehension", "use [data] columns for a sum over rows"),
+    ast.GeneratorExp: ("a generator expression", "use [data] columns for a sum over rows"),
+    ast.JoinedStr: ("an f-string", ""),
+    ast.FormattedValue: ("an f-string", ""),
+    ast.NamedExpr: ("an assignment expression", "put values under [values]"),
+    ast.IfExp: ("a conditional expression", _PIECEWISE),
+    ast.Compare: ("a comparison", _PIECEWISE),
+    ast.BoolOp: ("'and' / 'or'", _PIECEWISE),
+    ast.List: ("a list", "use [data] columns for rows of data"),
+    ast.Tuple: ("a tuple", "use [data] columns for rows of data"),
+    ast.Dict: ("a dict", ""),
+    ast.Set: ("a set", ""),
+    ast.Starred: ("a starred argument", ""),
+    ast.Await: ("await", ""),
+    ast.Yield: ("yield", ""),
+    ast.YieldFrom: ("yield", ""),
+    ast.Slice: ("a slice", ""),
+}
+
+#: Names people reach for that the loss language spells differently.
+_ALIASES = {
+    "ln": "log",
+    "log10": "log",
+    "fabs": "abs",
+    "sigma": "sigmoid",
+    "logistic": "sigmoid",
+    "expit": "sigmoid",
+    "maximum": "max",
+    "minimum": "min",
+    "Heaviside": "relu",
+}
+
+
+def _stable_sigmoid(z: float) -> float:
+    # Split by sign so exp never overflows: sigmoid(-1000) is 0, not an error.
+    e = math.exp(-abs(z))
+    return 1 / (1 + e) if z >= 0 else e / (1 + e)
+
+
+def _huber(r: float, d: float) -> float:
+    return r * r / 2 if abs(r) <= d else d * (abs(r) - d / 2)
+
+
+#: Each function in float arithmetic, to check constant parts such as log(-1).
+_FLOAT_FUNCTIONS: dict[str, Callable[..., float]] = {
+    "exp": math.exp,
+    "log": math.log,
+    "sqrt": math.sqrt,
+    "abs": abs,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "tanh": math.tanh,
+    "sigmoid": _stable_sigmoid,
+    "relu": lambda z: max(z, 0.0),
+    "softplus": lambda z: max(z, 0.0) + math.log1p(math.exp(-abs(z))),
+    "max": max,
+    "min": min,
+    "huber": _huber,
+}
+
+
+@dataclass(frozen=True)
+class _Size:
+    """What SymPy would build from a subtree: degrees, digits, roots, and its value."""
+
+    degree: Mapping[str, float] = field(default_factory=dict)
+    digits: int = 0
+    roots: int = 1
+    value: float | None = None
+
+    def top_degree(self) -> tuple[str, float]:
+        """Return the symbol with the highest power, and that power."""
+        return max(self.degree.items(), key=lambda kv: kv[1], default=("", 0.0))
 
 
 def is_valid_symbol_name(name: str) -> bool:
     """Return whether ``name`` may name a symbol: an ASCII identifier, not reserved."""
-    return (
-        re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None
-        and not keyword.iskeyword(name)
-        and name not in FUNCTIONS
-        and name not in CONSTANTS
-    )
+    return symbol_name_problem(name) is None
 
 
 def symbol_name_problem(name: str) -> str | None:
-    """Return why ``name`` cannot name a symbol, or None when it can."""
+    """Return why ``name`` cannot name a symbol, or None when it can.
+
+    >>> symbol_name_problem("exp")
+    "'exp' is the name of a function; rename the symbol (e.g. 'exp_')"
+    """
     if name in FUNCTIONS:
         return f"'{name}' is the name of a function; rename the symbol (e.g. '{name}_')"
     if name in CONSTANTS:
-        return f"'{name}' is a constant of the loss language; rename the symbol"
+        return f"'{name}' is a constant of the loss language; rename the symbol (e.g. '{name}_')"
     if keyword.iskeyword(name):
-        return f"'{name}' is a Python keyword; rename the symbol (e.g. '{name}_')"
+        example = "lam" if name == "lambda" else f"{name}_"
+        return f"'{name}' is a Python keyword; rename the symbol (e.g. '{example}')"
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
-        return f"'{name}' is not an identifier (letters, digits and '_', not starting with a digit)"
+        return (
+            f"{name!r} is not a symbol name; use letters, digits and '_', "
+            "not starting with a digit (e.g. 'w1')"
+        )
     return None
 
 
@@ -133,34 +229,48 @@ def parse(text: str, symbols: set[str] | frozenset[str]) -> Node:
     """Return the neutral tree of ``text``; raise :class:`ExpressionError` on anything unsafe.
 
     ``symbols`` are the names the problem gives values (or data, or constants) to.
+
+    >>> parse("2*w", {"w"})
+    Binary(op='*', left=Num(text='2'), right=Name(id='w'))
     """
     if not isinstance(text, str):
         raise ExpressionError("the loss must be a string", expression=str(text))
     if len(text) > MAX_LENGTH:
         raise ExpressionError(
-            f"the loss is {len(text)} characters long; the limit is {MAX_LENGTH}", expression=text
+            f"the loss is {len(text)} characters long; the limit is {MAX_LENGTH}. "
+            "Write a shorter loss (with [data], one row's loss is enough)",
+            expression=text[:80],
         )
-    if not text.strip():
+    source = text.strip()
+    if not source:
         raise ExpressionError("the loss is empty; write an expression such as '(w*x - y)**2'")
-    _precheck(text)
-    if _nesting(text) > MAX_DEPTH:
-        raise ExpressionError(
-            f"the loss nests parentheses deeper than {MAX_DEPTH} levels", expression=text
-        )
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(_syntax_message(text, exc), expression=text) from None
-    except (RecursionError, MemoryError, ValueError):
-        raise ExpressionError(
-            "the loss is too large or too deeply nested", expression=text
-        ) from None
+    _precheck(source)
+    tree = _ast_of(source)
     count = sum(1 for _ in ast.walk(tree))
     if count > MAX_NODES:
         raise ExpressionError(
-            f"the loss has {count} syntax nodes; the limit is {MAX_NODES}", expression=text
+            f"the loss has {count} syntax nodes; the limit is {MAX_NODES}. Write a shorter loss",
+            expression=text,
         )
-    return _Walker(text, frozenset(symbols)).visit(tree.body, 0)
+    return _Walker(source, frozenset(symbols)).visit(tree.body, 0)[0]
+
+
+def _ast_of(source: str) -> ast.Expression:
+    """Return Python's syntax tree of ``source``, which is only read, never compiled."""
+    if _nesting(source) > MAX_DEPTH:
+        raise ExpressionError(
+            f"the loss nests brackets deeper than {MAX_DEPTH} levels; write it flatter",
+            expression=source,
+        )
+    try:
+        return ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(_syntax_message(source, exc), expression=source) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError(
+            f"the loss is too deeply nested to read; the limit is {MAX_DEPTH} levels",
+            expression=source,
+        ) from None
 
 
 def _nesting(text: str) -> int:
@@ -176,13 +286,22 @@ def _nesting(text: str) -> int:
 
 def _precheck(text: str) -> None:
     """Refuse the common slips of people used to other notations, with the fix."""
+    bad = next((ch for ch in text if ord(ch) < 32 and ch not in "\t\n\r" or ch == "\x7f"), None)
+    if bad is not None:
+        raise ExpressionError(
+            f"the loss contains the control character U+{ord(bad):04X}; remove it",
+            expression=text,
+        )
     if "^" in text:
         raise ExpressionError(
             "the loss uses '^'; write powers with '**' (e.g. 'x**2')", expression=text
         )
-    implicit = re.search(r"(?<![A-Za-z_0-9.])(\d+(?:\.\d*)?)([A-Za-z_(])", text)
-    if implicit and not re.match(r"[eE][+-]?\d", text[implicit.start(2) :]):
-        number, after = implicit.group(1), implicit.group(2)
+    for match in re.finditer(r"(?<![A-Za-z_0-9.])(\d+(?:\.\d*)?)([A-Za-z_(])", text):
+        rest = text[match.start(2) :]
+        # 1e-3, 1_000, 0x1F and 2j are number literals (the last refused later), not products.
+        if re.match(r"[eE][+-]?\d|_\d|[xXoObB][0-9a-fA-F]|[jJ](?![A-Za-z0-9_])", rest):
+            continue
+        number, after = match.group(1), match.group(2)
         raise ExpressionError(
             f"the loss has '{number}{after}', an implicit product; write '{number}*{after}'",
             expression=text,
@@ -191,10 +310,15 @@ def _precheck(text: str) -> None:
 
 def _syntax_message(text: str, exc: SyntaxError) -> str:
     column = f" at column {exc.offset}" if exc.offset else ""
-    return f"the loss is not a valid expression{column} ({exc.msg}); check '{text.strip()}'"
+    return (
+        f"the loss is not a valid expression{column} ({exc.msg}); "
+        f"check '{text}' (operators are + - * / **, calls look like exp(w))"
+    )
 
 
 class _Walker:
+    """Builds the neutral tree bottom-up, measuring each subtree against the limits."""
+
     def __init__(self, text: str, symbols: frozenset[str]) -> None:
         self.text = text
         self.symbols = symbols
@@ -202,127 +326,295 @@ class _Walker:
     def fail(self, message: str, name: str = "") -> ExpressionError:
         return ExpressionError(message, expression=self.text, name=name)
 
-    def visit(self, node: ast.AST, depth: int) -> Node:
+    def snippet(self, node: ast.AST) -> str:
+        segment = ast.get_source_segment(self.text, node) or ""
+        return segment if len(segment) <= 60 else segment[:57] + "..."
+
+    def visit(self, node: ast.AST, depth: int) -> tuple[Node, _Size]:
         if depth > MAX_DEPTH:
-            raise self.fail(f"the loss is nested deeper than {MAX_DEPTH} levels")
+            raise self.fail(f"the loss is nested deeper than {MAX_DEPTH} levels; write it flatter")
         if isinstance(node, ast.Constant):
             return self.constant(node)
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            return Unary(_UNARY[type(node.op)], self.visit(node.operand, depth + 1))
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            op = _BINOPS[type(node.op)]
-            left = self.visit(node.left, depth + 1)
-            right = self.visit(node.right, depth + 1)
-            if op == "**":
-                self.check_power(left, right)
-            return Binary(op, left, right)
+            operand, size = self.visit(node.operand, depth + 1)
+            op = _UNARY[type(node.op)]
+            value = None if size.value is None else (-size.value if op == "-" else size.value)
+            return Unary(op, operand), _Size(size.degree, size.digits, size.roots, value)
         if isinstance(node, ast.BinOp):
-            raise self.fail(
-                f"the loss uses the operator '{type(node.op).__name__}', which is not allowed; "
-                "use + - * / **"
-            )
+            return self.binary(node, depth)
         if isinstance(node, ast.Call):
             return self.call(node, depth)
-        if isinstance(node, ast.UnaryOp):
-            raise self.fail("the loss uses 'not' or '~', which are not allowed; use + - * / **")
-        refused = _REFUSED.get(type(node), type(node).__name__)
-        raise self.fail(f"the loss uses {refused}, which a loss may not contain")
+        raise self.refused(node)
 
-    def constant(self, node: ast.Constant) -> Num:
+    def refused(self, node: ast.AST) -> ExpressionError:
+        if isinstance(node, ast.UnaryOp):
+            return self.fail("the loss uses 'not' or '~', which are not allowed; use + - * / **")
+        what, how = _REFUSED.get(type(node), (f"'{type(node).__name__}' syntax", ""))
+        if isinstance(node, ast.Attribute) and node.attr in FUNCTIONS:
+            how = f"call the function by its name alone, e.g. '{node.attr}(x)'"
+        return self.fail(
+            f"the loss uses {what} ('{self.snippet(node)}'), which a loss may not contain; "
+            f"{how or 'a loss is numbers, symbols, + - * / ** and calls such as exp(w)'}"
+        )
+
+    def constant(self, node: ast.Constant) -> tuple[Num, _Size]:
         value = node.value
+        if isinstance(value, complex):
+            raise self.fail(f"the loss contains the complex number {value!r}; losses are real")
         if isinstance(value, bool) or not isinstance(value, int | float):
             kind = "a string" if isinstance(value, str | bytes) else repr(value)
-            raise self.fail(f"the loss contains {kind}; only numbers and symbols are allowed")
-        if isinstance(value, int) and abs(value) > MAX_LITERAL:
-            raise self.fail(f"the number {value} is larger than the limit {MAX_LITERAL:g}")
-        if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= MAX_LITERAL):
             raise self.fail(
-                f"the number {value!r} is not finite or above the limit {MAX_LITERAL:g}"
+                f"the loss contains {kind}; only numbers, symbols and function calls are allowed"
             )
-        return Num(repr(value))
+        if not (math.isfinite(value) and abs(value) <= MAX_LITERAL):
+            raise self.fail(
+                f"the number {self.snippet(node)} is not finite or above the limit "
+                f"{MAX_LITERAL:g}; rescale the problem"
+            )
+        text = repr(value)
+        return Num(text), _Size(digits=_digits(Fraction(text)), value=float(value))
 
-    def name(self, node: ast.Name) -> Name:
+    def name(self, node: ast.Name) -> tuple[Name, _Size]:
         ident = node.id
-        if ident in self.symbols or ident in CONSTANTS:
-            return Name(ident)
+        if ident in CONSTANTS:
+            return Name(ident), _Size(value=math.pi if ident == "pi" else math.e)
+        if ident in self.symbols:
+            return Name(ident), _Size(degree={ident: 1.0})
         if ident in FUNCTIONS:
             raise self.fail(f"'{ident}' is a function; call it, e.g. '{ident}(x)'", ident)
         known = sorted(self.symbols)
-        hint = _did_you_mean(ident, [*known, *CONSTANTS])
+        hint = _split_hint(ident, self.symbols) or _did_you_mean(ident, [*known, *CONSTANTS])
+        if ident == "e":
+            hint = " Did you mean 'E' (or exp(...))?"
         raise self.fail(
             f"the loss uses '{ident}', which has no value under [values], [constants] or [data] "
-            f"(known: {', '.join(known) or 'none'}).{hint} Add it or fix the loss.",
+            f"(known: {', '.join(known) or 'none'}).{hint} Add {ident} = 0.0 under [values], "
+            "or fix the loss.",
             ident,
         )
 
-    def call(self, node: ast.Call, depth: int) -> Call:
-        if not isinstance(node.func, ast.Name):
-            raise self.fail("the loss calls something that is not a function name")
-        func = node.func.id
-        if func not in FUNCTIONS:
-            hint = _did_you_mean(func, list(FUNCTIONS))
+    def binary(self, node: ast.BinOp, depth: int) -> tuple[Node, _Size]:
+        if type(node.op) not in _BINOPS:
+            written, instead = _REFUSED_OPS.get(type(node.op), (type(node.op).__name__, ""))
             raise self.fail(
-                f"the loss calls '{func}', which is not a function a loss may use.{hint} "
-                f"Known: {', '.join(sorted(FUNCTIONS))}.",
-                func,
+                f"the loss uses the operator '{written}', which is not allowed; "
+                f"{instead + '; ' if instead else ''}the operators are + - * / **"
             )
+        op = _BINOPS[type(node.op)]
+        left, a = self.visit(node.left, depth + 1)
+        right, b = self.visit(node.right, depth + 1)
+        if op == "**":
+            size = self.power(node, right, a, b)
+        else:
+            size = _Size(
+                _merge(a.degree, b.degree, add=op in "*/"),
+                a.digits + b.digits,
+                math.lcm(a.roots, b.roots),
+                self.arithmetic(node, op, a.value, b.value),
+            )
+        self.check_size(node, size)
+        return Binary(op, left, right), size
+
+    def arithmetic(
+        self, node: ast.BinOp, op: str, a: float | None, b: float | None
+    ) -> float | None:
+        if op == "/" and b == 0:
+            raise self.fail(f"'{self.snippet(node)}' divides by zero; fix the denominator")
+        if a is None or b is None:
+            return None
+        return self.finite(node, _combine(op, a, b))
+
+    def power(self, node: ast.BinOp, exponent: Node, base: _Size, exp: _Size) -> _Size:
+        if exp.value is None:
+            if _contains_power(exponent):
+                raise self.fail(
+                    "the loss stacks powers in an exponent ('a**b**c'), which is refused; "
+                    "write exp(...) for an exponential"
+                )
+            if base.value is not None and base.value < 0:
+                raise self.fail(
+                    f"'{self.snippet(node)}' raises a negative number to a power that varies, "
+                    "which is not real for most values; use a positive base"
+                )
+            degree = _merge(base.degree, exp.degree, add=False)
+            return _Size(degree, base.digits + exp.digits, math.lcm(base.roots, exp.roots))
+        if _contains_power(exponent):
+            raise self.fail(
+                f"the loss stacks numeric powers ('{self.snippet(node)}'); "
+                "compute the exponent and write it as one number"
+            )
+        if abs(exp.value) > MAX_EXPONENT:
+            raise self.fail(
+                f"the exponent in '{self.snippet(node)}' is larger than the limit {MAX_EXPONENT}; "
+                "a loss this steep cannot be taught or computed"
+            )
+        roots = math.lcm(base.roots, exp.roots, self.denominator(node, exponent))
+        times = abs(exp.value)
+        degree = {name: d * times for name, d in base.degree.items()}
+        digits = base.digits * max(1, math.ceil(times)) + exp.digits
+        return _Size(degree, digits, roots, self.constant_power(node, base.value, exp.value))
+
+    def denominator(self, node: ast.BinOp, exponent: Node) -> int:
+        exact = _exact(exponent)
+        if exact is None or exact.denominator == 1:
+            return 1
+        if exact.denominator > MAX_ROOTS:
+            raise self.fail(
+                f"the exponent in '{self.snippet(node)}' is the fraction {exact}; "
+                f"write a simple fraction (denominator up to {MAX_ROOTS}), e.g. 1/3"
+            )
+        return exact.denominator
+
+    def constant_power(self, node: ast.BinOp, base: float | None, exp: float) -> float | None:
+        if base is None:
+            return None
+        if base == 0 and exp < 0:
+            raise self.fail(f"'{self.snippet(node)}' divides by zero; fix the base or exponent")
+        try:
+            result = base**exp
+        except OverflowError:
+            result = math.inf
+        if isinstance(result, complex):
+            raise self.fail(
+                f"'{self.snippet(node)}' is not a real number (a negative number to a "
+                "fractional power); fix the base or the exponent"
+            )
+        return self.finite(node, result)
+
+    def finite(self, node: ast.AST, value: float) -> float:
+        if not math.isfinite(value):
+            raise self.fail(
+                f"'{self.snippet(node)}' is too large for a floating-point number; rescale it"
+            )
+        return value
+
+    def check_size(self, node: ast.AST, size: _Size) -> None:
+        name, power = size.top_degree()
+        if power > MAX_DEGREE:
+            raise self.fail(
+                f"'{self.snippet(node)}' raises {name} to the power {power:g} once multiplied "
+                f"out; the limit is {MAX_DEGREE}. Use smaller exponents"
+            )
+        if size.digits > MAX_DIGITS:
+            raise self.fail(
+                f"'{self.snippet(node)}' needs numbers of more than {MAX_DIGITS} digits once "
+                "multiplied out; use smaller exponents or plainer numbers"
+            )
+        if size.roots > MAX_ROOTS:
+            raise self.fail(
+                f"the exponents in '{self.snippet(node)}' have denominators whose least common "
+                f"multiple is {size.roots}; the limit is {MAX_ROOTS}. Use simpler fractions"
+            )
+
+    def call(self, node: ast.Call, depth: int) -> tuple[Call, _Size]:
+        func = self.callee(node)
         if node.keywords:
             raise self.fail(f"'{func}' takes positional arguments only, no keywords", func)
         if any(isinstance(a, ast.Starred) for a in node.args):
-            raise self.fail(f"'{func}' takes no starred arguments", func)
+            raise self.fail(f"'{func}' takes no starred arguments; list the arguments", func)
         arity = FUNCTIONS[func][1]
         if len(node.args) != arity:
+            example = f"{func}(x)" if arity == 1 else f"{func}(a, b)"
             raise self.fail(
-                f"'{func}' takes {arity} argument{'s' if arity > 1 else ''}, not {len(node.args)}",
+                f"'{func}' takes {arity} argument{'s' if arity > 1 else ''}, not "
+                f"{len(node.args)}; write e.g. '{example}'",
                 func,
             )
-        return Call(func, tuple(self.visit(a, depth + 1) for a in node.args))
+        visited = [self.visit(a, depth + 1) for a in node.args]
+        sizes = [s for _, s in visited]
+        degree: dict[str, float] = {}
+        for s in sizes:
+            degree = _merge(degree, s.degree, add=False)
+        size = _Size(
+            degree,
+            sum(s.digits for s in sizes),
+            math.lcm(*(s.roots for s in sizes)),
+            self.constant_call(node, func, [s.value for s in sizes]),
+        )
+        self.check_size(node, size)
+        return Call(func, tuple(n for n, _ in visited)), size
 
-    def check_power(self, base: Node, exponent: Node) -> None:
-        if _is_numeric(exponent):
-            value = _numeric_value(exponent)
-            if value is None or abs(value) > MAX_EXPONENT:
-                raise self.fail(
-                    f"the exponent is larger than the limit {MAX_EXPONENT}; "
-                    "a loss this steep cannot be taught or computed"
-                )
-            if isinstance(exponent, Binary) and exponent.op == "**":
-                raise self.fail("the loss stacks numeric powers ('a**b**c'); compute the exponent")
-        elif _contains_power(exponent):
-            raise self.fail("the loss stacks powers in an exponent ('a**b**c'), which is refused")
+    def callee(self, node: ast.Call) -> str:
+        """Return the name of the function ``node`` calls, refusing anything else."""
+        if isinstance(node.func, ast.Attribute):
+            raise self.refused(node.func)
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(
+                f"the loss calls something that is not a function name ('{self.snippet(node)}')"
+            )
+        func = node.func.id
+        if func in FUNCTIONS:
+            return func
+        if func in self.symbols:
+            args = ", ".join(self.snippet(a) for a in node.args)
+            raise self.fail(
+                f"the loss calls '{func}', a symbol, as a function; "
+                f"to multiply, write '{func}*({args})'",
+                func,
+            )
+        guess = _ALIASES.get(func)
+        hint = f" Did you mean '{guess}'?" if guess else _did_you_mean(func, list(FUNCTIONS))
+        if func == "pow":
+            hint = " Write powers with '**', e.g. 'w**2'."
+        raise self.fail(
+            f"the loss calls '{func}', which is not a function a loss may use.{hint} "
+            f"Known: {', '.join(sorted(FUNCTIONS))}.",
+            func,
+        )
 
-
-def _is_numeric(node: Node) -> bool:
-    if isinstance(node, Num):
-        return True
-    if isinstance(node, Unary):
-        return _is_numeric(node.operand)
-    if isinstance(node, Binary):
-        return _is_numeric(node.left) and _is_numeric(node.right)
-    return False
-
-
-def _numeric_value(node: Node) -> float | None:
-    """The value of a numeric subtree, or None when it is too large to compute safely."""
-    if isinstance(node, Num):
-        return node.value
-    if isinstance(node, Unary):
-        inner = _numeric_value(node.operand)
-        return None if inner is None else (-inner if node.op == "-" else inner)
-    if isinstance(node, Binary):
-        a, b = _numeric_value(node.left), _numeric_value(node.right)
-        if a is None or b is None or node.op == "**":
+    def constant_call(self, node: ast.Call, func: str, args: list[float | None]) -> float | None:
+        if any(a is None for a in args):
             return None
         try:
-            result = {"+": a + b, "-": a - b, "*": a * b}.get(node.op)
-            if node.op == "/":
-                result = a / b if b else None
+            result = _FLOAT_FUNCTIONS[func](*args)
         except OverflowError:
+            result = math.inf
+        except (ValueError, ZeroDivisionError):
+            raise self.fail(
+                f"'{self.snippet(node)}' has no real value ({func} is not defined there); "
+                "fix its argument"
+            ) from None
+        return self.finite(node, float(result))
+
+
+def _digits(number: Fraction) -> int:
+    """Return about how many decimal digits the numerator and denominator need together."""
+    bits = abs(number.numerator).bit_length() + number.denominator.bit_length()
+    return max(1, math.ceil(bits * math.log10(2)))
+
+
+def _merge(a: Mapping[str, float], b: Mapping[str, float], *, add: bool) -> dict[str, float]:
+    """Return per-symbol degrees of a product (``add``) or of a sum (the larger of the two)."""
+    out = dict(a)
+    for name, d in b.items():
+        out[name] = out.get(name, 0.0) + d if add else max(out.get(name, 0.0), d)
+    return out
+
+
+def _exact(node: Node) -> Fraction | None:
+    """Return the exact value of a subtree of numbers and + - * /, or None for anything else."""
+    if isinstance(node, Num):
+        return Fraction(node.text)
+    if isinstance(node, Unary):
+        inner = _exact(node.operand)
+        return None if inner is None else (-inner if node.op == "-" else inner)
+    if isinstance(node, Binary) and node.op != "**":
+        a, b = _exact(node.left), _exact(node.right)
+        if a is None or b is None or (node.op == "/" and b == 0):
             return None
-        return result
+        return _combine(node.op, a, b)
     return None
+
+
+def _combine(op: str, a: _Number, b: _Number) -> _Number:
+    """Return ``a op b`` for op one of ``+ - * /`` (``b`` is not zero for ``/``)."""
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    return a * b if op == "*" else a / b
 
 
 def _contains_power(node: Node) -> bool:
@@ -336,8 +628,18 @@ def _contains_power(node: Node) -> bool:
 
 
 def _did_you_mean(word: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1)
+    """Return " Did you mean 'x'?" for the candidate nearest ``word``, or "" when none is near."""
+    same = [c for c in candidates if c.lower() == word.lower()]
+    close = same or difflib.get_close_matches(word, candidates, n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _split_hint(word: str, symbols: frozenset[str]) -> str:
+    """Return a hint when ``word`` is two symbols written side by side ('wx' for 'w*x')."""
+    for i in range(1, len(word)):
+        if word[:i] in symbols and word[i:] in symbols:
+            return f" Did you mean '{word[:i]}*{word[i:]}'?"
+    return ""
 
 
 def make_symbol(name: str) -> sympy.Symbol:
@@ -348,11 +650,8 @@ def make_symbol(name: str) -> sympy.Symbol:
 def to_sympy(node: Node) -> sympy.Expr:
     """Build the SymPy expression of a neutral tree (numbers exact: 0.1 becomes 1/10)."""
     if isinstance(node, Num):
-        return (
-            sympy.Rational(node.text)
-            if "e" not in node.text.lower()
-            else sympy.Rational(sympy.Float(node.text, 30))
-        )
+        exact = Fraction(node.text)
+        return sympy.Rational(exact.numerator, exact.denominator)
     if isinstance(node, Name):
         return CONSTANTS.get(node.id) or make_symbol(node.id)
     if isinstance(node, Unary):
@@ -371,6 +670,45 @@ def to_sympy(node: Node) -> sympy.Expr:
         return a**b
     func = FUNCTIONS[node.func][0]
     return func(*(to_sympy(a) for a in node.args))  # type: ignore[operator]
+
+
+#: What SymPy turns a division by zero, log(0) or sqrt(-1) into.
+_NOT_REAL = (sympy.zoo, sympy.oo, sympy.S.NegativeInfinity, sympy.nan, sympy.I)
+
+
+def to_real_sympy(node: Node, text: str = "") -> sympy.Expr:
+    """Return :func:`to_sympy` of ``node``, refusing a loss that SymPy finds not real or finite.
+
+    The walk already refuses constant parts such as ``1/0`` and ``log(-1)``;
+    this catches the ones only SymPy's simplification reveals, such as
+    ``w/(x - x)``.
+
+    >>> try:
+    ...     to_real_sympy(parse("w/(x - x)", {"w", "x"}))
+    ... except ExpressionError as exc:
+    ...     print(exc.message[:33])
+    the loss becomes zoo*w once SymPy
+    """
+    try:
+        expr = to_sympy(node)
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+        # SymPy refuses some losses as it builds them, e.g. the max of a number it
+        # knows is not real: max(w, sqrt(min(w, 1 - pi))).
+        raise ExpressionError(
+            f"SymPy cannot build the loss ({exc}); check that every max, min, log and sqrt "
+            "has a real argument",
+            expression=text,
+        ) from None
+    if expr.has(*_NOT_REAL):
+        shown = str(expr)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ExpressionError(
+            f"the loss becomes {shown} once SymPy simplifies it, which is not a real, finite "
+            "number (zoo is 1/0, I is sqrt(-1)); check for a denominator or log argument "
+            "that is always zero",
+            expression=text,
+        )
+    return expr
 
 
 def names(node: Node) -> set[str]:

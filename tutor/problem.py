@@ -4,6 +4,15 @@ A problem file is untrusted: nothing in it is evaluated; the loss goes through
 :func:`tutor.expression.parse`. Every error names the file, the key (and its
 line when it can be found), what is wrong and how to fix it.
 
+:func:`read` and :func:`read_text` collect every error of a file (``tutor
+check`` lists them all); :func:`load` and :func:`loads` raise the first one,
+noting how many more there are.
+
+A symbol under ``[values]``, ``[constants]`` or ``[data]`` that the loss never
+uses is an error, not a warning: it is almost always a typo or a leftover
+from editing the loss, and a descent that silently ignores a value teaches
+the wrong thing.
+
 >>> problem = load("seed-w")
 >>> problem.loss, problem.wrt
 ((w*x - y)**2, ('w',))
@@ -15,25 +24,56 @@ import difflib
 import math
 import re
 import tomllib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ._timeout import within_time_limit
 from .errors import ExpressionError, ProblemError
+from .expression import Node, parse, symbol_name_problem, to_real_sympy
 from .expression import names as tree_names
-from .expression import parse, symbol_name_problem, to_sympy
 from .model import Problem
 
 MAX_STEPS = 1_000_000
 MAX_ROWS = 100_000
 MAX_FILE_BYTES = 1_000_000
+#: Seconds that building the SymPy loss may take (milliseconds for any loss the parser allows).
+LOAD_SECONDS = 5.0
 
 _TOP_KEYS = ("title", "summary", "loss", "values", "descent", "constants", "data", "verify")
 _DESCENT_KEYS = ("wrt", "learning_rate", "steps", "tolerance", "variables", "dtype")
+#: Names people reach for that the file format spells differently.
+_KEY_ALIASES = {
+    "lr": "learning_rate",
+    "eta": "learning_rate",
+    "rate": "learning_rate",
+    "epochs": "steps",
+    "iterations": "steps",
+    "n_steps": "steps",
+    "tol": "tolerance",
+    "params": "wrt",
+    "parameters": "wrt",
+    "value": "values",
+    "start": "values",
+    "name": "title",
+    "description": "summary",
+    "expression": "loss",
+}
 VARIABLE_MODES = ("tensor", "variable")
 DTYPES = ("float32", "float64")
 #: The sampling box for symbols a ``[verify]`` table does not list.
 DEFAULT_BOX = (-10.0, 10.0)
+_SECTIONS = ("values", "constants", "data")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What reading one problem file found: the problem when it is valid, else every error."""
+
+    source: str
+    problem: Problem | None
+    errors: tuple[ProblemError, ...] = ()
 
 
 def problems_dir() -> Path:
@@ -71,287 +111,530 @@ def resolve(spec: str) -> Path:
 
 
 def load(spec: str | Path) -> Problem:
-    """Load and validate the problem ``spec`` names (a path or a shipped id)."""
-    path = spec if isinstance(spec, Path) else resolve(spec)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ProblemError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ProblemError(f"the file is larger than {MAX_FILE_BYTES} bytes", path=str(path))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProblemError("the file is not UTF-8 text; save it as UTF-8", path=str(path)) from None
-    return loads(text, source=str(path), problem_id=path.stem)
+    """Load and validate the problem ``spec`` names (a path or a shipped id).
+
+    Raises :class:`ProblemError` with the first error found, noting how many more there are.
+    """
+    return _problem_of(read(spec))
 
 
 def loads(text: str, *, source: str = "<string>", problem_id: str = "problem") -> Problem:
     """Parse problem-file text; ``source`` names it in error messages."""
+    return _problem_of(read_text(text, source=source, problem_id=problem_id))
+
+
+def read(spec: str | Path) -> Report:
+    """Return what reading the problem ``spec`` names found: the problem, or every error.
+
+    >>> read("seed-w").errors
+    ()
+    """
+    try:
+        path = spec if isinstance(spec, Path) else resolve(spec)
+        text = _read_text(path)
+    except ProblemError as exc:
+        return Report(str(spec), None, (exc,))
+    return read_text(text, source=str(path), problem_id=path.stem)
+
+
+def read_text(text: str, *, source: str = "<string>", problem_id: str = "problem") -> Report:
+    """Return what reading problem-file ``text`` found; ``source`` names it in messages."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProblemError(
-            f"not valid TOML: {exc}; see the problem-file format in the README", path=source
-        ) from None
-    return _Reader(doc, text, source, problem_id).problem()
+        return Report(source, None, (_toml_error(str(exc), text, source),))
+    except RecursionError:
+        # tomllib reads nested arrays and inline tables recursively.
+        error = ProblemError(
+            "not valid TOML for a problem: arrays or tables are nested hundreds deep; "
+            "a problem file needs at most one level ([low, high], a data column)",
+            path=source,
+        )
+        return Report(source, None, (error,))
+    return _Reader(doc, text, source, problem_id).report()
+
+
+def _read_text(path: Path) -> str:
+    """Return the text of the file at ``path``, refusing one too large or not UTF-8."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ProblemError(
+                f"the file is larger than {MAX_FILE_BYTES} bytes; a problem file is a few lines",
+                path=str(path),
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProblemError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProblemError("the file is not UTF-8 text; save it as UTF-8", path=str(path)) from None
+
+
+def _problem_of(report: Report) -> Problem:
+    """Return the report's problem, or raise its first error (noting how many more there are)."""
+    if report.problem is not None:
+        return report.problem
+    first = report.errors[0]
+    more = len(report.errors) - 1
+    if not more:
+        raise first
+    noun = "error" if more == 1 else "errors"
+    error = ProblemError(f"{first.message} (and {more} more {noun}: 'tutor check' lists all)")
+    error.path, error.key, error.line = first.path, first.key, first.line
+    raise error
+
+
+def _toml_error(message: str, text: str, source: str) -> ProblemError:
+    """Return the error for text that is not TOML, with its line and a hint for common slips."""
+    found = re.search(r"\(at line (\d+), column \d+\)", message)
+    line = int(found.group(1)) if found else None
+    hint = "see the problem-file format in the README"
+    if "Invalid value" in message:
+        hint = 'text values need quotes, e.g. loss = "(w*x - y)**2"'
+    elif "Cannot overwrite" in message or "Cannot declare" in message:
+        hint = "a key or table is given twice; keep one"
+    detail = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+    return ProblemError(f"not valid TOML: {detail}; {hint}", path=source, line=line)
 
 
 class _Reader:
-    """Reads one parsed TOML document into a Problem, raising on the first error."""
+    """Reads one parsed TOML document into a Problem, collecting every error on the way."""
 
     def __init__(self, doc: dict[str, Any], text: str, source: str, problem_id: str) -> None:
         self.doc = doc
-        self.text = text
         self.source = source
         self.id = problem_id
+        self.lines = _key_lines(text)
+        self.errors: list[ProblemError] = []
+        #: Each table as written (checked to be a table once), keys not yet validated.
+        self.raw: dict[str, dict[str, Any]] = {}
 
-    def fail(self, key: str, message: str) -> ProblemError:
-        return ProblemError(
-            f"{key}: {message}" if key else message,
-            path=self.source,
-            key=key,
-            line=_line_of(self.text, key),
+    def error(self, key: str, message: str) -> None:
+        self.errors.append(
+            ProblemError(
+                f"{key}: {message}" if key else message,
+                path=self.source,
+                key=key,
+                line=_line_of(self.lines, key),
+            )
         )
 
-    def problem(self) -> Problem:
+    def report(self) -> Report:
         self.check_keys(self.doc, _TOP_KEYS, "")
         title = self.string("title", required=True)
         summary = self.string("summary", required=False)
         loss_text = self.string("loss", required=True)
-        constants = self.numbers("constants")
-        values = self.numbers("values")
+        for section in (*_SECTIONS, "descent", "verify"):
+            self.raw[section] = self.table(section, required=section == "descent")
+        values, constants = self.numbers("values"), self.numbers("constants")
         data = self.data()
-        descent = self.table("descent", required=True)
-        self.check_keys(descent, _DESCENT_KEYS, "descent")
-        for name in [*values, *constants, *data]:
-            why = symbol_name_problem(name)
-            if why:
-                raise self.fail(f"{self.section_of(name)}.{name}", why)
-        self.check_disjoint(values, constants, data)
-        symbols = set(values) | set(constants) | set(data)
-        try:
-            tree = parse(loss_text, symbols)
-        except ExpressionError as exc:
-            raise self.fail("loss", exc.message) from None
-        used = tree_names(tree)
-        wrt = self.wrt(descent, values, used)
-        return Problem(
+        names = self.check_names()
+        tree = self.loss(loss_text, names)
+        used = None if tree is None else tree_names(tree)
+        if used is not None:
+            self.check_used(names, used)
+        settings = self.descent(used)
+        verify = self.verify()
+        loss = None if tree is None else self.sympy_loss(tree, loss_text)
+        if tree is None or loss is None or self.errors:
+            # In the order of the file; errors with no line (a missing key) come first.
+            errors = sorted(self.errors, key=lambda e: e.line or 0)
+            return Report(self.source, None, tuple(errors))
+        problem = Problem(
             id=self.id,
             title=title,
             summary=summary,
             loss_text=loss_text,
             tree=tree,
-            loss=to_sympy(tree),
+            loss=loss,
             values=values,
-            wrt=wrt,
-            learning_rate=self.positive(descent, "learning_rate", required=True),
-            steps=self.steps(descent),
-            tolerance=self.positive(descent, "tolerance", required=False),
-            variables=self.choice(descent, "variables", VARIABLE_MODES),
-            dtype=self.choice(descent, "dtype", DTYPES),
             constants=constants,
             data=data,
-            verify=self.verify(symbols),
+            verify=verify,
             source=self.source,
+            **settings,
         )
+        return Report(self.source, problem)
 
-    def section_of(self, name: str) -> str:
-        for section in ("values", "constants", "data"):
-            if name in self.doc.get(section, {}):
-                return section
-        return "values"
+    def descent(self, used: set[str] | None) -> dict[str, Any]:
+        """Return the [descent] settings as Problem fields, recording what is wrong with them."""
+        descent = self.raw["descent"]
+        self.check_keys(descent, _DESCENT_KEYS, "descent")
+        return {
+            "wrt": self.wrt(descent, used),
+            "learning_rate": self.positive(descent, "learning_rate", required=True),
+            "steps": self.steps(descent),
+            "tolerance": self.positive(descent, "tolerance", required=False),
+            "variables": self.choice(descent, "variables", VARIABLE_MODES),
+            "dtype": self.choice(descent, "dtype", DTYPES),
+        }
+
+    # -- keys and plain values ------------------------------------------------------
 
     def check_keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
         for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
-                full = f"{where}.{key}" if where else key
-                raise self.fail(
-                    full,
-                    f"unknown key.{hint} Allowed{' in [' + where + ']' if where else ''}: "
-                    f"{', '.join(allowed)}.",
-                )
+            if key in allowed:
+                continue
+            hint = _key_hint(key, allowed, where)
+            inside = f" in [{where}]" if where else ""
+            self.error(
+                f"{where}.{key}" if where else key,
+                f"unknown key.{hint} Allowed{inside}: {', '.join(allowed)}.",
+            )
 
     def string(self, key: str, *, required: bool) -> str:
         if key not in self.doc:
             if required:
-                raise self.fail(key, f'missing; add {key} = "..." at the top of the file')
+                self.error(key, f'missing; add {key} = "..." at the top of the file')
             return ""
         value = self.doc[key]
         if not isinstance(value, str):
-            raise self.fail(key, f"must be a string in quotes, not {_kind(value)}")
+            self.error(key, f'must be text in quotes, not {_kind(value)}; write {key} = "..."')
+            return ""
+        if required and not value.strip():
+            self.error(key, f'is empty; write {key} = "..." with some text')
         return value
 
     def table(self, key: str, *, required: bool) -> dict[str, Any]:
         if key not in self.doc:
             if required:
-                raise self.fail(key, f"missing; add a [{key}] table")
+                self.error(key, f"missing; add a [{key}] table")
             return {}
         value = self.doc[key]
         if not isinstance(value, dict):
-            raise self.fail(key, f"must be a table ([{key}]), not {_kind(value)}")
+            self.error(key, f"must be a table ([{key}] on a line of its own), not {_kind(value)}")
+            return {}
         return value
 
-    def numbers(self, key: str) -> dict[str, float]:
+    def numbers(self, section: str) -> dict[str, float]:
         out = {}
-        for name, value in self.table(key, required=False).items():
-            out[name] = self.finite(f"{key}.{name}", value)
+        for name, value in self.raw[section].items():
+            number = self.finite(f"{section}.{name}", value, f"{name} = 0.5")
+            if number is not None:
+                out[name] = number
         return out
 
-    def finite(self, key: str, value: Any) -> float:
+    def finite(self, key: str, value: Any, example: str) -> float | None:
+        """Return ``value`` as a float, or None after recording why it is not a finite number."""
+        name = key.rsplit(".", 1)[-1]
+        if name in _TOP_KEYS and isinstance(value, str):
+            self.error(
+                key,
+                f"{name} = ... is written after a [table] header, so TOML puts it in that "
+                "table; move it to the top of the file, before the first [table]",
+            )
+            return None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"must be a number, not {_kind(value)}")
+            unquote = "; remove the quotes" if isinstance(value, str) else ""
+            self.error(key, f"must be a number, not {_kind(value)}{unquote}; e.g. {example}")
+            return None
         number = float(value)
         if not math.isfinite(number):
-            raise self.fail(key, f"must be a finite number, not {value}")
+            self.error(key, f"must be a finite number, not {value}; e.g. {example}")
+            return None
         return number
+
+    # -- symbols ----------------------------------------------------------------------
+
+    def check_names(self) -> set[str]:
+        """Return the usable symbol names, recording those reserved or given in two sections."""
+        seen: dict[str, str] = {}
+        for section in _SECTIONS:
+            for name in self.raw[section]:
+                why = symbol_name_problem(name)
+                if why:
+                    self.error(f"{section}.{name}", why)
+                elif name in seen:
+                    self.error(
+                        f"{section}.{name}",
+                        f"'{name}' is given under both [{seen[name]}] and [{section}]; "
+                        "keep it in one of them",
+                    )
+                else:
+                    seen[name] = section
+        return set(seen)
+
+    def loss(self, text: str, symbols: set[str]) -> Node | None:
+        if not text:
+            return None
+        try:
+            return parse(text, symbols)
+        except ExpressionError as exc:
+            self.error("loss", exc.message)
+            return None
+
+    def sympy_loss(self, tree: Node, text: str) -> Any:
+        try:
+            return within_time_limit(
+                to_real_sympy, tree, text, what="building the loss", seconds=LOAD_SECONDS
+            )
+        except ExpressionError as exc:
+            self.error("loss", exc.message)
+            return None
+
+    def check_used(self, names: set[str], used: set[str]) -> None:
+        """Record each symbol with a value (and a valid name) that the loss never uses."""
+        listed = ", ".join(sorted(used)) or "no symbols"
+        for section in _SECTIONS:
+            for name in self.raw[section]:
+                if name in names and name not in used:
+                    self.error(
+                        f"{section}.{name}",
+                        f"the loss never uses '{name}' (it uses {listed}); "
+                        "remove it, or use it in the loss",
+                    )
+
+    @property
+    def has_descent(self) -> bool:
+        """Whether the file has a [descent] table (else its keys are not reported one by one)."""
+        return isinstance(self.doc.get("descent"), dict)
+
+    def section_of(self, name: str) -> str:
+        """Return the section that gives ``name`` a value, or "" when none does."""
+        return next((s for s in _SECTIONS if name in self.raw[s]), "")
+
+    # -- [descent] --------------------------------------------------------------------
+
+    def wrt(self, descent: dict[str, Any], used: set[str] | None) -> tuple[str, ...]:
+        key = "descent.wrt"
+        if "wrt" not in descent:
+            if self.has_descent:
+                self.error(key, 'missing; list the symbols to descend, e.g. wrt = ["w"]')
+            return ()
+        wrt = descent["wrt"]
+        wrt = [wrt] if isinstance(wrt, str) else wrt
+        if not isinstance(wrt, list) or not wrt or not all(isinstance(s, str) for s in wrt):
+            self.error(key, 'must be a non-empty list of symbol names in quotes, e.g. ["w"]')
+            return ()
+        if len(set(wrt)) != len(wrt):
+            twice = sorted({s for s in wrt if wrt.count(s) > 1})
+            self.error(key, f"lists {', '.join(twice)} more than once; list each symbol once")
+        for name in dict.fromkeys(wrt):
+            self.wrt_symbol(name, used)
+        return tuple(dict.fromkeys(wrt))
+
+    def wrt_symbol(self, name: str, used: set[str] | None) -> None:
+        key = "descent.wrt"
+        section = self.section_of(name)
+        if section == "data":
+            self.error(
+                key,
+                f"'{name}' is a data column under [data]; columns are fixed, never descended. "
+                "Descend a symbol under [values]",
+            )
+        elif section == "constants":
+            self.error(
+                key,
+                f"'{name}' is under [constants], which are never descended; "
+                "move it to [values] to descend it",
+            )
+        elif not section:
+            hint = _near(name, sorted(self.raw["values"]))
+            self.error(
+                key,
+                f"'{name}' has no starting value under [values].{hint} "
+                f"Add {name} = 0.0 under [values], or descend another symbol",
+            )
+        elif used is not None and name not in used:
+            self.error(
+                key,
+                f"'{name}' does not appear in the loss; descending it would change nothing. "
+                "Remove it from wrt",
+            )
+
+    def positive(self, table: dict[str, Any], key: str, *, required: bool) -> Any:
+        full = f"descent.{key}"
+        if key not in table:
+            if required and self.has_descent:
+                self.error(full, f"missing; add {key} = 0.01 (a positive number) to [descent]")
+            return None
+        value = self.finite(full, table[key], f"{key} = 0.01")
+        if value is not None and value <= 0:
+            what = "a step against the gradient needs η > 0" if key == "learning_rate" else ""
+            self.error(
+                full,
+                f"must be positive, not {table[key]}; {what + ', ' if what else ''}"
+                f"e.g. {key} = {0.01 if key == 'learning_rate' else 1e-6}",
+            )
+            return None
+        return value
+
+    def steps(self, descent: dict[str, Any]) -> int:
+        key = "descent.steps"
+        if "steps" not in descent:
+            if self.has_descent:
+                self.error(key, "missing; add steps = 20 (a whole number) to [descent]")
+            return 0
+        value = descent["steps"]
+        if isinstance(value, float) and value.is_integer():
+            self.error(key, f"must be a whole number, not {value}; write steps = {int(value)}")
+        elif isinstance(value, bool) or not isinstance(value, int):
+            self.error(key, f"must be a whole number, not {_kind(value)}; e.g. steps = 20")
+        elif not 0 <= value <= MAX_STEPS:
+            self.error(key, f"must be between 0 and {MAX_STEPS}, not {value}; e.g. steps = 20")
+        else:
+            return value
+        return 0
+
+    def choice(self, table: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+        value = table.get(key, allowed[0])
+        if value in allowed:
+            return str(value)
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        self.error(
+            f"descent.{key}",
+            f"{value!r} is not one of {', '.join(map(repr, allowed))}.{hint} "
+            f'Write e.g. {key} = "{allowed[0]}"',
+        )
+        return allowed[0]
+
+    # -- [data] and [verify] ----------------------------------------------------------
 
     def data(self) -> dict[str, tuple[float, ...]]:
         columns: dict[str, tuple[float, ...]] = {}
-        for name, value in self.table("data", required=False).items():
-            key = f"data.{name}"
-            if not isinstance(value, list) or not value:
-                raise self.fail(key, "must be a non-empty list of numbers, e.g. [1.0, 2.0, 3.0]")
-            if len(value) > MAX_ROWS:
-                raise self.fail(key, f"has {len(value)} rows; the limit is {MAX_ROWS}")
-            columns[name] = tuple(self.finite(f"{key}[{i}]", v) for i, v in enumerate(value))
+        for name, value in self.raw["data"].items():
+            column = self.column(f"data.{name}", value)
+            if column is not None:
+                columns[name] = column
         lengths = {name: len(col) for name, col in columns.items()}
         if len(set(lengths.values())) > 1:
             listed = ", ".join(f"{n} has {k}" for n, k in lengths.items())
-            raise self.fail(
+            self.error(
                 "data",
                 f"columns have unequal lengths ({listed}); give every column "
                 "the same number of rows",
             )
         return columns
 
-    def check_disjoint(self, *tables: dict[str, Any]) -> None:
-        seen: dict[str, str] = {}
-        for section, table in zip(("values", "constants", "data"), tables, strict=True):
-            for name in table:
-                if name in seen:
-                    raise self.fail(
-                        f"{section}.{name}",
-                        f"'{name}' is given under both [{seen[name]}] and [{section}]; keep one",
-                    )
-                seen[name] = section
-
-    def wrt(
-        self, descent: dict[str, Any], values: dict[str, float], used: set[str]
-    ) -> tuple[str, ...]:
-        if "wrt" not in descent:
-            raise self.fail("descent.wrt", 'missing; list the symbols to descend, e.g. wrt = ["w"]')
-        wrt = descent["wrt"]
-        if isinstance(wrt, str):
-            wrt = [wrt]
-        if not isinstance(wrt, list) or not wrt or not all(isinstance(s, str) for s in wrt):
-            raise self.fail("descent.wrt", 'must be a non-empty list of symbol names, e.g. ["w"]')
-        if len(set(wrt)) != len(wrt):
-            raise self.fail("descent.wrt", "lists a symbol twice")
-        for name in wrt:
-            if name not in values:
-                where = (
-                    self.section_of(name)
-                    if name in self.doc.get("constants", {}) or name in self.doc.get("data", {})
-                    else ""
-                )
-                if where:
-                    raise self.fail(
-                        "descent.wrt",
-                        f"'{name}' is under [{where}], which are never "
-                        "descended; move it to [values]",
-                    )
-                close = difflib.get_close_matches(name, sorted(values), n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
-                raise self.fail(
-                    "descent.wrt", f"'{name}' has no starting value under [values].{hint}"
-                )
-            if name not in used:
-                raise self.fail(
-                    "descent.wrt",
-                    f"'{name}' does not appear in the loss; descending it would change nothing",
-                )
-        return tuple(wrt)
-
-    def positive(self, table: dict[str, Any], key: str, *, required: bool) -> Any:
-        full = f"descent.{key}"
-        if key not in table:
-            if required:
-                raise self.fail(full, f"missing; add {key} = 0.01 (a positive number) to [descent]")
+    def column(self, key: str, value: Any) -> tuple[float, ...] | None:
+        if not isinstance(value, list) or not value:
+            self.error(key, "must be a non-empty list of numbers, e.g. [1.0, 2.0, 3.0]")
             return None
-        value = self.finite(full, table[key])
-        if value <= 0:
-            raise self.fail(full, f"must be positive, not {table[key]}")
-        return value
+        if len(value) > MAX_ROWS:
+            self.error(key, f"has {len(value)} rows; the limit is {MAX_ROWS}. Use fewer rows")
+            return None
+        numbers = []
+        for i, item in enumerate(value):
+            number = self.finite(f"{key}[{i}]", item, "[1.0, 2.0, 3.0]")
+            if number is None:
+                return None  # one message per column is enough to find the slip
+            numbers.append(number)
+        return tuple(numbers)
 
-    def steps(self, descent: dict[str, Any]) -> int:
-        value = descent.get("steps")
-        if value is None:
-            raise self.fail(
-                "descent.steps", "missing; add steps = 20 (a whole number) to [descent]"
-            )
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail("descent.steps", f"must be a whole number, not {_kind(value)}")
-        if value < 0 or value > MAX_STEPS:
-            raise self.fail("descent.steps", f"must be between 0 and {MAX_STEPS}, not {value}")
-        return value
-
-    def choice(self, table: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-        value = table.get(key, allowed[0])
-        if value not in allowed:
-            close = difflib.get_close_matches(str(value), allowed, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise self.fail(
-                f"descent.{key}",
-                f"{value!r} is not one of {', '.join(map(repr, allowed))}.{hint}",
-            )
-        return str(value)
-
-    def verify(self, symbols: set[str]) -> dict[str, tuple[float, float]]:
+    def verify(self) -> dict[str, tuple[float, float]]:
         boxes = {}
-        for name, value in self.table("verify", required=False).items():
-            key = f"verify.{name}"
-            if name not in symbols:
-                raise self.fail(key, f"'{name}' is not a symbol of the problem")
-            if not isinstance(value, list) or len(value) != 2:
-                raise self.fail(key, "must be a box [low, high], e.g. [-10.0, 10.0]")
-            low, high = (self.finite(key, v) for v in value)
-            if low > high:
-                raise self.fail(key, f"low {low} is above high {high}; write [{high}, {low}]")
-            boxes[name] = (low, high)
+        for name, value in self.raw["verify"].items():
+            box = self.box(name, value)
+            if box is not None:
+                boxes[name] = box
         return boxes
+
+    def box(self, name: str, value: Any) -> tuple[float, float] | None:
+        key = f"verify.{name}"
+        section = self.section_of(name)
+        if section != "values":
+            values = sorted(self.raw["values"])
+            why = {
+                "data": "a data column, which is fixed, never sampled",
+                "constants": "a constant, which is never sampled",
+            }.get(section, "not a symbol under [values]")
+            hint = _near(name, values)
+            self.error(key, f"'{name}' is {why}.{hint} Boxes are for symbols under [values]")
+            return None
+        if not isinstance(value, list) or len(value) != 2:
+            self.error(key, "must be a box [low, high], e.g. [-10.0, 10.0]")
+            return None
+        low, high = (self.finite(key, v, f"{name} = [-10.0, 10.0]") for v in value)
+        if low is None or high is None:
+            return None
+        if low > high:
+            self.error(key, f"low {low:g} is above high {high:g}; write [{high:g}, {low:g}]")
+            return None
+        return (low, high)
+
+
+def _key_hint(key: str, allowed: tuple[str, ...], where: str) -> str:
+    """Return a "Did you mean" hint for an unknown key, naming the table it may belong to."""
+    for candidates, table in ((allowed, where), (_DESCENT_KEYS, "descent"), (_TOP_KEYS, "")):
+        alias = _KEY_ALIASES.get(key)
+        close = [alias] if alias in candidates else difflib.get_close_matches(key, candidates, n=1)
+        if not close:
+            continue
+        if table == where:
+            return f" Did you mean '{close[0]}'?"
+        if table:
+            return f" Did you mean '{close[0]}'? It belongs under [{table}]."
+        return f" Did you mean '{close[0]}'? It belongs at the top, before any [table]."
+    return ""
+
+
+def _near(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the text {value!r}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a table"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
     return f"{type(value).__name__} {value!r}"
 
 
-def _line_of(text: str, key: str) -> int | None:
-    """Return the 1-based line where ``key`` (``section.name`` or ``name``) is set, if found."""
-    if not key:
-        return None
-    parts = key.split(".")
-    section, name = (parts[0], re.sub(r"\[\d+\]$", "", parts[1])) if len(parts) > 1 else ("", key)
-    current = ""
+_HEADER = re.compile(r"\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_ASSIGN = re.compile(
+    r"\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+)
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Return the 1-based line where each key is set: ``loss``, ``values``, ``descent.steps``.
+
+    Lines inside multi-line strings (a long summary) are skipped, so a summary
+    that mentions "steps = 20" does not hide the real key.
+    """
+    lines: dict[str, int] = {}
+    table = ""
+    quote = ""
     for number, line in enumerate(text.splitlines(), 1):
-        header = re.match(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]", line)
-        if header:
-            current = header.group(1)
-            if not name and current == section:
-                return number
-            if section == "" and current == key:
-                return number
+        if quote:
+            if line.count(quote) % 2 == 1:
+                quote = ""
             continue
-        if current == section and re.match(rf"\s*{re.escape(name)}\s*=", line):
-            return number
+        header = _HEADER.match(line)
+        if header:
+            table = _dotted(header.group(1))
+            lines.setdefault(table, number)
+            continue
+        assign = _ASSIGN.match(line)
+        if assign:
+            key = _dotted(assign.group(1))
+            lines.setdefault(f"{table}.{key}" if table else key, number)
+        for mark in ('"""', "'''"):
+            if line.count(mark) % 2 == 1:
+                quote = mark
+    return lines
+
+
+def _dotted(key: str) -> str:
+    """Return a TOML key with its quotes and the spaces around its dots removed."""
+    return ".".join(part.strip().strip("\"'") for part in key.split("."))
+
+
+def _line_of(lines: dict[str, int], key: str) -> int | None:
+    """Return the line of ``key`` (``data.x[3]`` is found at ``data.x``), or of its table."""
+    parts = re.sub(r"\[\d+\]$", "", key).split(".")
+    while parts:
+        found = lines.get(".".join(parts))
+        if found is not None:
+            return found
+        parts.pop()
     return None

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import sympy
 
+from ._timeout import within_time_limit
 from .analysis import analyse
 from .errors import UsageError
 from .model import Derivation, Partial, Problem
@@ -30,7 +31,13 @@ def derive(problem: Problem, wrt: Sequence[str] | None = None) -> Derivation:
     partials = []
     for name in symbols:
         symbol = problem.symbol(name)
-        steps, result = explain(problem.loss, symbol)
+        steps, result = within_time_limit(
+            explain,
+            problem.loss,
+            symbol,
+            mean_over_rows=bool(problem.data),
+            what=f"deriving ∂L/∂{name}",
+        )
         partials.append(
             Partial(
                 symbol=name,

@@ -34,7 +34,22 @@ class _Printer(StrPrinter):
         if expr.name in self.values:
             text = number(self.values[expr.name])
             return f"({text})" if text.startswith("-") else text
+        if expr.name.endswith("_i"):
+            return _GREEK.get(expr.name[:-2], expr.name[:-2]) + "ᵢ"
         return _GREEK.get(expr.name, expr.name)
+
+    def _print_Sum(self, expr: sympy.Sum) -> str:
+        (index, low, high), *_ = expr.limits
+        return (
+            f"Σ_{{{self._print(index)}={self._print(low)}}}^{{{self._print(high)}}} "
+            f"[{self._print(expr.function)}]"
+        )
+
+    def _print_MatrixBase(self, expr: sympy.MatrixBase) -> str:
+        rows = (
+            "[" + ", ".join(self._print(v) for v in expr.row(i)) + "]" for i in range(expr.rows)
+        )
+        return "[" + ", ".join(rows) + "]"
 
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
         exp = expr.exp

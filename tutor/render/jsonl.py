@@ -118,7 +118,7 @@ def derivation(deriv: Derivation) -> str:
     partials = {
         p.symbol: {
             "result": str(p.result),
-            "latex": latex.partial_result(p, rows),
+            "latex": latex.partial_result(p, deriv.problem),
             "mean_over_rows": rows,
             "steps": [_step(s) for s in p.steps],
         }

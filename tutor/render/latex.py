@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from ..model import Derivation, Partial, Step, Trajectory, Update
+from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 from ._numbers import number
 
 _SPECIALS = {
@@ -27,15 +27,71 @@ _SPECIALS = {
 }
 
 
+#: Characters of mathematical prose that pdfLaTeX's utf8 input cannot take as they are.
+_UNICODE = {
+    "−": "$-$",
+    "·": r"\textperiodcentered{}",
+    "×": r"$\times$",
+    "²": r"\textsuperscript{2}",
+    "³": r"\textsuperscript{3}",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+    "≈": r"$\approx$",
+    "≠": r"$\neq$",
+    "→": r"$\to$",
+    "←": r"$\leftarrow$",
+    "∂": r"$\partial$",
+    "Σ": r"$\Sigma$",
+    "∑": r"$\sum$",
+    "√": r"$\surd$",
+    "∞": r"$\infty$",
+    "…": r"\dots{}",
+    "–": "--",
+    "—": "---",
+    "‘": "`",
+    "’": "'",
+    "“": "``",
+    "”": "''",
+    "θ": r"$\theta$",
+    "η": r"$\eta$",
+    "λ": r"$\lambda$",
+    "σ": r"$\sigma$",
+    "α": r"$\alpha$",
+    "β": r"$\beta$",
+    "γ": r"$\gamma$",
+    "δ": r"$\delta$",
+    "ε": r"$\varepsilon$",
+    "μ": r"$\mu$",
+    "π": r"$\pi$",
+    "ρ": r"$\rho$",
+    "∇": r"$\nabla$",
+    "ᵢ": r"\textsubscript{i}",
+    "ₖ": r"\textsubscript{k}",
+}
+
+
 def escape(text: str) -> str:
     r"""Return prose safe to put in a LaTeX document: specials as literal text, no controls.
+
+    Characters pdfLaTeX cannot typeset become a visible ``[U+XXXX]``.
 
     >>> escape(r"50% of \input{x}")
     '50\\% of \\textbackslash{}input\\{x\\}'
     """
-    return "".join(
-        _SPECIALS.get(ch, ch) for ch in text if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127)
-    )
+    return "".join(_escape_char(ch) for ch in text)
+
+
+def _escape_char(ch: str) -> str:
+    code = ord(ch)
+    if ch in _SPECIALS:
+        return _SPECIALS[ch]
+    if ch in _UNICODE:
+        return _UNICODE[ch]
+    if ch in "\n\t" or 32 <= code < 127 or 0xC0 <= code <= 0xFF:
+        return ch
+    if code < 32 or 127 <= code < 0xA0:
+        return ""
+    return f"[U+{code:04X}]"
 
 
 class _ValuePrinter(LatexPrinter):
@@ -72,24 +128,33 @@ def partial_symbol(symbol: str, mean: bool = False) -> str:
     return rf"\frac{{\partial L}}{{\partial {sympy.latex(sympy.Symbol(symbol))}}}"
 
 
-def partial_result(partial: Partial, rows: int) -> str:
+def row_indexed(expr: sympy.Expr, data: tuple[str, ...]) -> sympy.Expr:
+    """Return ``expr`` with each data column ``x`` written as the row's ``x_i``."""
+    if not data:
+        return expr
+    mapping = {sympy.Symbol(n, real=True): sympy.Symbol(f"{n}_i", real=True) for n in data}
+    # Unevaluated, so that 2(b + wx − y) is not distributed into 2b + 2wx − 2y.
+    with sympy.evaluate(False):
+        return expr.xreplace(mapping)
+
+
+def partial_result(partial: Partial, problem: Problem) -> str:
     """Return the LaTeX of a partial's closed form (a mean over rows when there is data)."""
-    body = math(partial.result)
-    return rf"\frac{{1}}{{{rows}}}\sum_{{i=1}}^{{{rows}}} {body}" if rows else body
+    if not problem.rows:
+        return math(partial.result)
+    body = math(row_indexed(partial.result, tuple(problem.data)))
+    if isinstance(partial.result, sympy.Add):
+        body = rf"\left({body}\right)"
+    return rf"\frac{{1}}{{{problem.rows}}}\sum_{{i=1}}^{{{problem.rows}}} {body}"
 
 
 def gradient_line(
-    partial: Partial,
-    update: Update | None,
-    values: Mapping[str, float],
-    symbolic: float,
-    rows: int = 0,
+    partial: Partial, problem: Problem, values: Mapping[str, float], symbolic: float
 ) -> str:
     """Return ``∂L/∂w = closed form = numbers substituted = value`` as LaTeX."""
     lhs = partial_symbol(partial.symbol)
-    closed = partial_result(partial, rows)
-    chain = [closed]
-    if partial.result.free_symbols and not rows:
+    chain = [partial_result(partial, problem)]
+    if partial.result.free_symbols and not problem.rows:
         chain.append(substituted(partial.result, values))
     chain = [c for c in chain if c != number(symbolic)]
     return " = ".join([lhs, *chain, number(symbolic)])
@@ -118,11 +183,11 @@ def step_lines(step: Step, depth: int = 0) -> list[str]:
 
 def derivation(derivation: Derivation) -> str:
     """Return an ``align*`` block per partial: its steps, then the closed form."""
-    rows = derivation.problem.rows
     blocks = []
     for partial in derivation.partials:
         lines = [line for step in partial.steps for line in step_lines(step)]
-        lines.append(rf"{partial_symbol(partial.symbol)} &= {partial_result(partial, rows)}")
+        closed = partial_result(partial, derivation.problem)
+        lines.append(rf"{partial_symbol(partial.symbol)} &= {closed}")
         blocks.append("\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}")
     return "\n".join(blocks)
 
@@ -135,12 +200,70 @@ def trajectory(traj: Trajectory) -> str:
         lines = []
         for partial in traj.derivation.partials:
             values = {**problem.constants, **update.values}
-            lines.append(
-                gradient_line(
-                    partial, update, values, update.symbolic[partial.symbol], problem.rows
-                )
-            )
+            lines.append(gradient_line(partial, problem, values, update.symbolic[partial.symbol]))
             lines.append(update_line(partial.symbol, update, traj.learning_rate))
         out.append(f"% update {update.step}: loss {number(update.loss)}")
         out.append("\\begin{gather*}\n" + " \\\\\n".join(lines) + "\n\\end{gather*}")
     return "\n".join(out) + "\n"
+
+
+def update_rule(deriv: Derivation) -> str:
+    r"""Return the update rule as display math: ``w \leftarrow w - \eta\,\partial L/\partial w``."""
+    problem = deriv.problem
+    lines = []
+    for partial in deriv.partials:
+        name = math(sympy.Symbol(partial.symbol))
+        closed = partial_result(partial, problem)
+        lines.append(
+            rf"{name} &\leftarrow {name} - \eta\, {partial_symbol(partial.symbol)}"
+            rf" = {name} - {number(problem.learning_rate)} \cdot \left({closed}\right)"
+        )
+    return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
+
+
+def analysis_items(deriv: Derivation) -> list[str]:
+    """Return the convergence analysis as LaTeX sentences, one per fact."""
+    a = deriv.analysis
+    if a is None:
+        return []
+    if not a.applies:
+        return [escape(a.reason[:1].upper() + a.reason[1:] + ".")]
+    names = [p.symbol for p in deriv.partials]
+    rate = number(deriv.problem.learning_rate)
+    items = [escape(a.reason[:1].upper() + a.reason[1:]) + ", so each update is linear."]
+    if len(names) == 1 and not deriv.problem.rows:
+        s = math(sympy.Symbol(names[0]))
+        h = a.hessian[0, 0]
+        items.append(
+            rf"Curvature: $\frac{{\partial^2 L}}{{\partial {s}^2}} = {math(h)} = "
+            rf"{number(a.eigenvalues[0])}$."
+        )
+    else:
+        shown = ", ".join(number(v) for v in a.eigenvalues)
+        items.append(rf"Hessian $H = {math(a.hessian)}$ with eigenvalues ${shown}$.")
+    if a.fixed_point is not None:
+        for n in names:
+            formula = a.fixed_point_formula.get(n) if a.fixed_point_formula else None
+            shown = f"{math(formula)} = " if formula is not None and formula.free_symbols else ""
+            s = math(sympy.Symbol(n))
+            items.append(rf"Fixed point: ${s}^* = {shown}{number(a.fixed_point[n])}$.")
+    if len(names) == 1 and a.iteration is not None:
+        s = math(sympy.Symbol(names[0]))
+        factor = "1 - " + math(sympy.Symbol("eta") * a.hessian[0, 0])
+        items.append(
+            rf"Iteration: ${s}_k - {s}^* = \left({factor}\right)^k ({s}_0 - {s}^*)$, "
+            rf"factor ${number(a.iteration[0][0])}$."
+        )
+    if a.lr_bound is not None:
+        bound = math(a.lr_bound_formula) + " = " if a.lr_bound_formula is not None else ""
+        verdict = "converges" if (a.contraction or 0) < 1 else "does not converge"
+        items.append(
+            rf"Stable for $\eta < {bound}{number(a.lr_bound)}$; at $\eta = {rate}$ the descent "
+            rf"{verdict}."
+        )
+    if a.steps_to_tolerance is not None:
+        tol = deriv.problem.tolerance or 1e-3
+        items.append(
+            rf"Within ${number(tol)}$ of the fixed point after {a.steps_to_tolerance} updates."
+        )
+    return items

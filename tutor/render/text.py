@@ -34,10 +34,14 @@ def partial_label(symbol: str) -> str:
     return f"∂L/∂{symbol}"
 
 
-def closed_form(partial: Partial, rows: int) -> str:
+def closed_form(partial: Partial, rows: int, data: tuple[str, ...] = ()) -> str:
     """Return the partial's closed form, as a mean over rows when there is data."""
-    body = unicode(partial.result)
-    return f"(1/{rows}) Σᵢ {body}" if rows else body
+    if not rows:
+        return unicode(partial.result)
+    body = unicode(latex.row_indexed(partial.result, data))
+    if isinstance(partial.result, sympy.Add):
+        body = f"({body})"
+    return f"(1/{rows}) Σᵢ {body}"
 
 
 def step_lines(step: Step, depth: int = 1) -> list[str]:
@@ -71,7 +75,9 @@ def analysis_lines(deriv: Derivation) -> list[str]:
         lines.append(f"  ∂²L/∂{s}² = {unicode(h)} = {number(a.eigenvalues[0])}")
     else:
         shown = ", ".join(number(v) for v in a.eigenvalues)
-        lines.append(f"  Hessian H = {unicode(a.hessian)}; eigenvalues {shown}")
+        hessian = unicode(latex.row_indexed(a.hessian, tuple(problem.data)))
+        mean = f"(1/{problem.rows}) Σᵢ " if problem.rows else ""
+        lines.append(f"  Hessian H = {mean}{hessian}; eigenvalues {shown}")
     if a.fixed_point is not None:
         for s in names:
             formula = a.fixed_point_formula[s] if a.fixed_point_formula else None
@@ -106,16 +112,17 @@ def derivation(deriv: Derivation) -> str:
     lines = [f"{problem.id}: {clean(problem.title)}"]
     if problem.summary.strip():
         lines += ["", *(clean(problem.summary).strip().splitlines())]
-    loss = unicode(problem.loss)
+    loss = unicode(latex.row_indexed(problem.loss, tuple(problem.data)))
     lines += ["", f"Loss: L = {f'(1/{problem.rows}) Σᵢ {loss}' if problem.rows else loss}"]
     for partial in deriv.partials:
         lines += ["", f"{partial_label(partial.symbol)}:"]
         for step in partial.steps:
             lines.extend(step_lines(step))
-        lines.append(f"  {partial_label(partial.symbol)} = {closed_form(partial, problem.rows)}")
+        closed = closed_form(partial, problem.rows, tuple(problem.data))
+        lines.append(f"  {partial_label(partial.symbol)} = {closed}")
         lines.append(
             f"  LaTeX: {latex.partial_symbol(partial.symbol)} = "
-            f"{latex.partial_result(partial, problem.rows)}"
+            f"{latex.partial_result(partial, problem)}"
         )
     analysis = analysis_lines(deriv)
     if analysis:
@@ -127,7 +134,7 @@ def _gradient_lines(
     traj: Trajectory, partial: Partial, values: dict[str, float], symbolic: float, autodiff: float
 ) -> list[str]:
     rows = traj.problem.rows
-    chain = [closed_form(partial, rows)]
+    chain = [closed_form(partial, rows, tuple(traj.problem.data))]
     if partial.result.free_symbols and not rows:
         chain.append(unicode(partial.result, values))
     chain = [c for c in chain if c != number(symbolic)]
@@ -135,7 +142,7 @@ def _gradient_lines(
         f"  {partial_label(partial.symbol)} = {' = '.join([*chain, number(symbolic)])}",
         f"    SymPy {exact(symbolic)}   TF {exact(autodiff, traj.problem.dtype)}   "
         f"difference {number(autodiff - symbolic, 3)}",
-        f"    LaTeX: {latex.gradient_line(partial, None, values, symbolic, rows)}",
+        f"    LaTeX: {latex.gradient_line(partial, traj.problem, values, symbolic)}",
     ]
 
 

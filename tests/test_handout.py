@@ -1,0 +1,179 @@
+"""Handouts: LaTeX from the same data as the terminal, built into PDFs by a real TeX."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tutor import load
+from tutor.handout import build
+from tutor.render.latex import escape
+from tutor.variants import draw
+
+needs_tex = pytest.mark.skipif(
+    shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+    reason="TeX Live, latexmk and poppler-utils are installed by .ci/run",
+)
+
+
+def pdf_text(path: Path) -> str:
+    done = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@needs_tex
+def test_seed_w_handout_holds_derivation_updates_gradients_and_plot(run_cli, tmp_path):
+    target = tmp_path / "seed-w.tex"
+    status, out, err = run_cli("handout", "seed-w", "-o", str(target), "--pdf")
+    assert status == 0, err
+    text = pdf_text(target.with_suffix(".pdf"))
+    assert "Derivation" in text and "chain" in text and "power" in text
+    golden = (Path(__file__).parent / "golden" / "seed-w.txt").read_text().splitlines()
+    for line in golden:
+        # Every update of the notebook, in its two decimals, in the table's last column.
+        value = f"{float(line.split('w = ')[1]):.2f}"
+        assert re.search(rf"\s{re.escape(value)}\s*$", text, re.M), value
+    assert "SymPy" in text and "TF" in text
+    assert "-22.14" in text  # both gradient columns of update 2
+    assert "update k" in text  # the pgfplots axis label: the plot was drawn
+    assert "tape.watch(w)" in text
+
+
+HOSTILE = [
+    r"\input{/etc/passwd}",
+    r"\immediate\write18{touch MARKER}",
+    r"\def\x{\x}\x",
+    r"\end{document}",
+    r"^^5cinput{/etc/hostname}",
+    "# $ % & ~ _ ^ \\ { } < > |",
+    "\x1b[31mred\x1b[0m \x07",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=range(len(HOSTILE)))
+def test_escape_leaves_no_tex_command(hostile):
+    escaped = escape(hostile)
+    # After escaping, every backslash starts one of our literal-text commands.
+    commands = set(re.findall(r"\\([A-Za-z]+)", escaped))
+    assert commands <= {
+        "textbackslash",
+        "textasciicircum",
+        "textasciitilde",
+        "textless",
+        "textgreater",
+        "textbar",
+    }
+    assert "\x1b" not in escaped and "\x07" not in escaped
+
+
+@needs_tex
+def test_hostile_prose_is_typeset_as_literal_text(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    title = " ".join(HOSTILE[:5])
+    problem = tmp_path / "hostile.toml"
+    body = Path(load("seed-w").source).read_text().split("loss =", 1)[1]
+    # TOML literal strings (triple single quotes) take backslashes as they are.
+    quote = "'" * 3
+    problem.write_text(
+        f"title = {quote}{title}{quote}\nsummary = {quote}{HOSTILE[5]}{quote}\nloss =" + body
+    )
+    status, _, err = run_cli("handout", str(problem), "-o", "out.tex", "--pdf")
+    assert status == 0, err
+    text = pdf_text(tmp_path / "out.pdf")
+    assert r"\input{/etc/passwd}" in text.replace("\n", " ")
+    assert r"\end{document}" in text
+    assert not (tmp_path / "MARKER").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile.toml", "out.pdf", "out.tex"]
+
+
+def test_variants_repeat_for_a_seed_and_differ_across_seeds():
+    problem = load("seed-w")
+    first = [v.problem.values for v in draw(problem, 30, 7)]
+    assert first == [v.problem.values for v in draw(problem, 30, 7)]
+    assert first != [v.problem.values for v in draw(problem, 30, 8)]
+    assert len({tuple(v.items()) for v in first}) > 20
+
+
+def test_variants_converge_at_the_problems_rate():
+    # For (wx − y)², descent at η converges iff |1 − 2ηx²| < 1, i.e. 0 < x² < 1/η.
+    problem = load("seed-w")
+    for variant in draw(problem, 30, 7):
+        x = variant.problem.values["x"]
+        assert 0 < x * x < 1 / problem.learning_rate
+        assert all(v == round(v, 1) for v in variant.problem.values.values())
+
+
+def test_answer_key_matches_an_independent_computation(backend):
+    """The key's updates against w ← w − η·2x(wx − y) computed in float64.
+
+    The tutor computes in float32: each update rounds 5 times on terms of size
+    at most M = |w| + η·2|x|(|w||x| + |y|), and the error of update j is carried
+    through later updates multiplied by the contraction |1 − 2ηx²| < 1, so after
+    k updates the difference is at most k·γ₅·M_max.
+    """
+    problem = load("seed-w")
+    handout = build([problem], backend, variants=30, seed=7, answers=True)
+    u = 2.0**-24
+    gamma5 = 5 * u / (1 - 5 * u)
+    eta = problem.learning_rate
+    for exercise in handout.exercises:
+        x, y, w = (exercise.variant.problem.values[k] for k in "xyw")
+        updates = exercise.key.updates
+        assert len(updates) == 3
+        ref = np.float64(w)
+        m = 0.0
+        for k, update in enumerate(updates, 1):
+            m = max(m, abs(ref) + eta * 2 * abs(x) * (abs(ref) * abs(x) + abs(y)))
+            g = 2 * x * (ref * x - y)
+            assert abs(update.symbolic["w"] - g) <= 2 * k * gamma5 * m * 2 * x * x + 1e-300
+            ref = ref - eta * g
+            assert abs(update.updated["w"] - ref) <= k * gamma5 * m
+
+
+def test_missing_tex_exits_3_and_still_writes_the_tex(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    status, out, err = run_cli("handout", "seed-w", "-o", "h.tex", "--pdf")
+    assert status == 3
+    assert "apt-get install" in err and "latexmk" in err
+    assert (tmp_path / "h.tex").is_file() and not (tmp_path / "h.pdf").exists()
+
+
+@needs_tex
+def test_thirty_variants_with_answers_build(run_cli, tmp_path):
+    target = tmp_path / "class.tex"
+    status, _, err = run_cli(
+        "handout",
+        "seed-w",
+        "-o",
+        str(target),
+        "--variants",
+        "30",
+        "--seed",
+        "7",
+        "--answers",
+        "--pdf",
+    )
+    assert status == 0, err
+    text = pdf_text(target.with_suffix(".pdf"))
+    assert "Variant 30 of 30 (seed 7)" in text
+    assert "Answer key" in text
+
+
+def test_handout_bad_input_exits_2(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args, expected in (
+        (["handout", "seed-w", "--answers"], "--variants"),
+        (["handout", "seed-w", "-o", "x.pdf"], ".tex"),
+        (["handout", "seed-w", "--template", "missing.j2"], "--template"),
+    ):
+        status, out, err = run_cli(*args)
+        assert status == 2 and expected in err, err
+    assert list(tmp_path.iterdir()) == []
