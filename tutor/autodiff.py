@@ -203,24 +203,34 @@ class TensorFlowBackend:
         env = self._bind(problem, values)
         wrt = problem.wrt
         rate = tf.constant(problem.learning_rate, dtype=dtype)
-        loop = tf.function(self._loop_body(problem, env, rate, dtype), jit_compile=False)
-        theta, losses, grads = (t.numpy() for t in loop(tf.constant(steps)))
+        loop = tf.function(
+            self._loop_body(problem, env, rate, dtype), jit_compile=False, autograph=False
+        )
+        records, last = loop(tf.constant(steps))
+        # One row per update: the values before it, the loss, the gradient.
+        rows = records.numpy().tolist()
+        m = len(wrt)
+        after = [row[:m] for row in rows[1:]] + [last.numpy().tolist()]
         fixed = {n: float(v) for n, v in values.items() if n not in wrt}
-        for k in range(steps):
+        for row, new in zip(rows, after, strict=True):
             yield RawUpdate(
-                values={**fixed, **{n: float(theta[k, i]) for i, n in enumerate(wrt)}},
-                loss=float(losses[k]),
-                gradient={n: float(grads[k, i]) for i, n in enumerate(wrt)},
-                updated={n: float(theta[k + 1, i]) for i, n in enumerate(wrt)},
+                values={**fixed, **dict(zip(wrt, row[:m], strict=True))},
+                loss=row[m],
+                gradient=dict(zip(wrt, row[m + 1 :], strict=True)),
+                updated=dict(zip(wrt, new, strict=True)),
             )
 
     def _loop_body(self, problem: Problem, env: dict[str, Any], rate: Any, dtype: Any) -> Any:
-        """Return the whole descent as one function of the step count, for ``tf.function``."""
+        """Return the whole descent as one function of the step count, for ``tf.function``.
+
+        Each iteration writes one row (values before, loss, gradient) to a
+        TensorArray: fewer graph operations per update than a row per quantity.
+        """
         tf = tensorflow()
         wrt = problem.wrt
         variable = problem.variables == "variable"
 
-        def step(k: Any, theta: Any, thetas: Any, losses: Any, grads_out: Any) -> Any:
+        def step(k: Any, theta: Any, records: Any) -> Any:
             current = {n: env[n] for n in wrt} if variable else dict(zip(wrt, theta, strict=True))
             with tf.GradientTape() as tape:
                 if not variable:
@@ -232,30 +242,22 @@ class TensorFlowBackend:
                 [current[n] for n in wrt],
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
+            before = [tf.convert_to_tensor(current[n]) for n in wrt]
+            row = tf.stack([*before, loss, *grads])
             if variable:
                 for n, g in zip(wrt, grads, strict=True):
                     current[n].assign_sub(rate * g)
                 new = tuple(current[n].read_value() for n in wrt)
             else:
                 new = tuple(current[n] - rate * g for n, g in zip(wrt, grads, strict=True))
-            return (
-                k + 1,
-                new,
-                thetas.write(k + 1, tf.stack(new)),
-                losses.write(k, loss),
-                grads_out.write(k, tf.stack(grads)),
-            )
+            return k + 1, new, records.write(k, row)
 
         def loop(steps: Any) -> Any:
             start = tuple(tf.convert_to_tensor(env[n]) for n in wrt)
-            state = (
-                tf.constant(0),
-                start,
-                tf.TensorArray(dtype, size=steps + 1).write(0, tf.stack(start)),
-                tf.TensorArray(dtype, size=steps),
-                tf.TensorArray(dtype, size=steps),
+            state = (tf.constant(0), start, tf.TensorArray(dtype, size=steps))
+            _, last, records = tf.while_loop(
+                lambda k, *_: k < steps, step, state, parallel_iterations=1
             )
-            _, _, thetas, losses, grads_out = tf.while_loop(lambda k, *_: k < steps, step, state)
-            return thetas.stack(), losses.stack(), grads_out.stack()
+            return records.stack(), tf.stack(last)
 
         return loop
