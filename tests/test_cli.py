@@ -116,7 +116,7 @@ def test_plain_step_shows_each_update_beside_its_latex_derivation(run_cli):
     assert status == 0
     assert (
         r"\frac{\partial L}{\partial w} = 2 x \left(w x - y\right) = "
-        r"2 \cdot 3 \left(0.5 \cdot 3 - 6\right) = -27" in out
+        r"2 \cdot 3 \cdot \left(0.5 \cdot 3 - 6\right) = -27" in out
     )
     assert r"w \leftarrow 0.5 - 0.01\cdot \left(-27\right) = 0.77" in out
     assert "∂L/∂w = 2x(wx − y) = 2·3·(0.5·3 − 6) = -27" in out

@@ -98,7 +98,8 @@ class _ValuePrinter(LatexPrinter):
     """Prints each symbol as its value, so a formula shows the numbers substituted."""
 
     def __init__(self, values: Mapping[str, float]) -> None:
-        super().__init__()
+        # With numbers in place of symbols every product needs its dot: 2 · 3 · (…).
+        super().__init__({"mul_symbol": "dot"})
         self.values = values
 
     def _print_Symbol(self, expr: sympy.Symbol, style: str = "plain") -> str:
@@ -118,7 +119,7 @@ def substituted(expr: sympy.Basic, values: Mapping[str, float]) -> str:
 
     >>> w, x, y = sympy.symbols("w x y", real=True)
     >>> substituted(2*x*(w*x - y), {"w": 0.5, "x": 3.0, "y": 6.0})
-    '2 \\cdot 3 \\left(0.5 \\cdot 3 - 6\\right)'
+    '2 \\cdot 3 \\cdot \\left(0.5 \\cdot 3 - 6\\right)'
     """
     return _ValuePrinter(values).doprint(expr)
 
