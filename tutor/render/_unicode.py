@@ -25,10 +25,19 @@ _GREEK = {
 _TOKEN = re.compile(r"\d+\.?\d*(?:e[+-]?\d+)?|[A-Za-z_][A-Za-z0-9_]*|\*|.", re.S)
 
 
+def positive_first(terms: list[sympy.Expr]) -> list[sympy.Expr]:
+    """Return a sum's terms with the positive ones first: σ(z) − y rather than −y + σ(z)."""
+    return sorted(terms, key=lambda term: bool(term.could_extract_minus_sign()))
+
+
 class _Printer(StrPrinter):
     def __init__(self, values: Mapping[str, float] | None = None) -> None:
         super().__init__()
         self.values = values or {}
+
+    def _as_ordered_terms(self, expr: sympy.Expr, order: str | None = None) -> list[sympy.Expr]:
+        terms = super()._as_ordered_terms(expr, order)
+        return positive_first(terms) if isinstance(expr, sympy.Add) else terms
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if expr.name in self.values:

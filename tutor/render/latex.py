@@ -9,6 +9,7 @@ from sympy.printing.latex import LatexPrinter
 
 from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 from ._numbers import number
+from ._unicode import positive_first
 
 _SPECIALS = {
     "\\": r"\textbackslash{}",
@@ -94,7 +95,15 @@ def _escape_char(ch: str) -> str:
     return f"[U+{code:04X}]"
 
 
-class _ValuePrinter(LatexPrinter):
+class _Printer(LatexPrinter):
+    """SymPy's LaTeX, with a sum's positive terms first: σ(z) − y rather than −y + σ(z)."""
+
+    def _as_ordered_terms(self, expr: sympy.Expr, order: str | None = None) -> list[sympy.Expr]:
+        terms = super()._as_ordered_terms(expr, order)
+        return positive_first(terms) if isinstance(expr, sympy.Add) else terms
+
+
+class _ValuePrinter(_Printer):
     """Prints each symbol as its value, so a formula shows the numbers substituted."""
 
     def __init__(self, values: Mapping[str, float]) -> None:
@@ -110,8 +119,8 @@ class _ValuePrinter(LatexPrinter):
 
 
 def math(expr: sympy.Basic) -> str:
-    """Return the LaTeX of a SymPy object."""
-    return sympy.latex(expr)
+    """Return the LaTeX of a SymPy object (sums with their positive terms first)."""
+    return _Printer().doprint(expr)
 
 
 def substituted(expr: sympy.Basic, values: Mapping[str, float]) -> str:
