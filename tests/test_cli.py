@@ -220,3 +220,38 @@ def test_interactive_refuses_without_a_terminal(run_cli):
     status, out, err = run_cli("step", "seed-w", "--interactive")
     assert status == 2
     assert "needs a terminal" in err
+
+
+def test_show_json_gives_result_latex_and_named_steps(run_cli):
+    import sympy
+
+    from tutor.functions import FUNCTIONS
+
+    for problem in ("seed-w", "logistic", "huber"):
+        status, out, _ = run_cli("show", problem, "--format", "json")
+        doc = json.loads(out)
+        assert status == 0
+        for sym, partial in doc["partials"].items():
+            names = {n: f for n, (f, _) in FUNCTIONS.items() if isinstance(f, type)}
+            symbols = {s: sympy.Symbol(s, real=True) for s in ("w", "x", "y", "b", "d")}
+            # The result reads back into the same SymPy expression.
+            from tutor import derive, load
+
+            expected = derive(load(problem)).partial(sym).result
+            assert sympy.sympify(partial["result"], locals={**names, **symbols}) == expected
+            assert partial["latex"]
+            assert partial["steps"] and all(
+                {"rule", "text", "latex"} <= set(step) for step in partial["steps"]
+            )
+    status, out, _ = run_cli("show", "seed-w", "--format", "json")
+    rules = [s["rule"] for s in json.loads(out)["partials"]["w"]["steps"]]
+    assert rules == ["chain", "simplify"]
+
+
+def test_show_seed_w_reads_as_a_teacher_writes_it(run_cli):
+    status, out, _ = run_cli("show", "seed-w", "--format", "plain")
+    assert status == 0
+    assert "[chain]" in out and "u = wx − y" in out
+    assert "[power]" in out
+    assert "[held constant] ∂/∂w[x] = 0" in out
+    assert "∂L/∂w = 2x(wx − y)" in out

@@ -191,7 +191,7 @@ def test_squared_error_reads_as_a_teacher_derives_it():
     chain = steps[0]
     assert chain.rule == "chain"
     assert chain.before == sympy.Derivative((w * x - y) ** 2, w)
-    assert "inner function u = w*x - y" in chain.text
+    assert "inner function u = wx − y" in chain.text
     assert any(s.rule == "power" and s.after == 2 * make_symbol("u") for s in chain.substeps)
     held = [s.before for s in walk(steps) if s.rule == "held constant"]
     assert sympy.Derivative(x, w) in held
@@ -207,7 +207,7 @@ def test_chain_rule_only_when_the_argument_is_not_the_symbol_itself():
 def test_the_inner_function_is_not_named_like_a_symbol_of_the_loss():
     u = make_symbol("u")
     chain = explain((u * w - 1) ** 2, w)[0][0]
-    assert "inner function v = u*w - 1" in chain.text
+    assert "inner function v = uw − 1" in chain.text
     assert chain.substeps[0].before == sympy.Derivative(make_symbol("v") ** 2, make_symbol("v"))
 
 

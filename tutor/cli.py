@@ -53,7 +53,7 @@ def cli() -> None:
     """
 
 
-@cli.command("list")
+@cli.command("list", short_help="List the shipped problems.")
 def list_problems() -> None:
     """List the shipped problems with their titles."""
     ids = shipped_ids()
@@ -66,7 +66,7 @@ def list_problems() -> None:
 
 
 def _one_line(text: str) -> str:
-    from .render._numbers import clean
+    from ._numbers import clean
 
     return " ".join(clean(text).split())
 
@@ -141,7 +141,7 @@ def _apply_overrides(
     return dataclasses.replace(problem, **changes)
 
 
-@cli.command()
+@cli.command(short_help="Derive the partials rule by rule.")
 @click.argument("problem")
 @click.option(
     "--wrt",
@@ -173,7 +173,7 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
         _write(jsonl.derivation(derivation))
 
 
-@cli.command()
+@cli.command(short_help="Run gradient descent, update by update.")
 @click.argument("problem")
 @click.option(
     "--wrt",
@@ -279,7 +279,7 @@ def step(
         sys.exit(1)
 
 
-@cli.command()
+@cli.command(short_help="Write a LaTeX handout (and PDF).")
 @click.argument("problems", nargs=-1, required=True, metavar="PROBLEM...")
 @click.option(
     "-o",
@@ -381,7 +381,7 @@ def _ask() -> str:
             return "q"
 
 
-@cli.command()
+@cli.command(short_help="Validate problem files without running them.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 def check(files: tuple[str, ...]) -> None:
     """Check problem files (or shipped ids) without running them: OK, or every error."""

@@ -29,6 +29,7 @@ import numpy as np
 import sympy
 from sympy import Abs, Derivative, Heaviside, Piecewise, S, sign
 
+from ._mathtext import unicode as _m
 from .functions import huber, relu, sigmoid, softplus
 from .model import Step
 from .numeric import UnsupportedExpression, evaluate
@@ -169,23 +170,23 @@ def _derive(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
 def _constant(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
     before = Derivative(expr, s)
     if not expr.free_symbols:
-        text = f"{expr} is a number, and the derivative of a constant is 0."
+        text = f"{_m(expr)} is a number, and the derivative of a constant is 0."
         return _Derived(Step("constant", before, S.Zero, text), S.Zero)
     if expr.is_Symbol:
         text = (
-            f"Treat {expr} as a constant: this is a partial derivative, so every symbol "
-            f"other than {s} is held fixed, and d/d{s} {expr} = 0."
+            f"Treat {_m(expr)} as a constant: this is a partial derivative, so every symbol "
+            f"other than {_m(s)} is held fixed, and d/d{_m(s)} {_m(expr)} = 0."
         )
     else:
         text = (
-            f"{expr} does not involve {s}: in a partial derivative every symbol other than "
-            f"{s} is held fixed, so d/d{s} ({expr}) = 0."
+            f"{_m(expr)} does not involve {_m(s)}: in a partial derivative every symbol other than "
+            f"{_m(s)} is held fixed, so d/d{_m(s)} ({_m(expr)}) = 0."
         )
     return _Derived(Step("held constant", before, S.Zero, text), S.Zero)
 
 
 def _variable(s: sympy.Symbol) -> _Derived:
-    text = f"The derivative of {s} with respect to itself is 1."
+    text = f"The derivative of {_m(s)} with respect to itself is 1."
     return _Derived(Step("variable", Derivative(s, s), S.One, text), S.One)
 
 
@@ -194,7 +195,7 @@ def _sum(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
     derived = [_derive(term, s) for _, term in parts]
     after = sympy.Add(*(sgn * Derivative(term, s) for sgn, term in parts))
     value = sympy.Add(*(sgn * d.value for (sgn, _), d in zip(parts, derived, strict=True)))
-    text = f"Sum rule: differentiate term by term, d/d{s} (f ± g) = df/d{s} ± dg/d{s}."
+    text = f"Sum rule: differentiate term by term, d/d{_m(s)} (f ± g) = df/d{_m(s)} ± dg/d{_m(s)}."
     step = Step("sum", Derivative(expr, s), after, text, tuple(d.step for d in derived))
     return _Derived(step, value)
 
@@ -218,14 +219,14 @@ def _constant_multiple(expr: sympy.Expr, s: sympy.Symbol, c: sympy.Expr, f: symp
     inner = _derive(f, s)
     if c.free_symbols:
         # Saying why c is a constant (d/ds c = 0) is the point of a partial derivative.
-        why = f"{c} is held constant (this is a partial derivative with respect to {s})"
+        why = f"{_m(c)} is held constant (this is a partial derivative with respect to {_m(s)})"
         substeps: tuple[Step, ...] = (_constant(c, s).step, inner.step)
     else:
-        why = f"the factor {c} is a number"
+        why = f"the factor {_m(c)} is a number"
         substeps = (inner.step,)
     text = (
-        f"Constant multiple: {why}, so it stays in front: d/d{s} (c·f) = c · df/d{s} "
-        f"with c = {c} and f = {f}."
+        f"Constant multiple: {why}, so it stays in front: d/d{_m(s)} (c·f) = c · df/d{_m(s)} "
+        f"with c = {_m(c)} and f = {_m(f)}."
     )
     step = Step("constant multiple", Derivative(expr, s), c * Derivative(f, s), text, substeps)
     return _Derived(step, c * inner.value)
@@ -248,8 +249,8 @@ def _quotient(expr: sympy.Expr, s: sympy.Symbol, f: sympy.Expr, g: sympy.Expr) -
     after = (Derivative(f, s) * g - f * Derivative(g, s)) / g**2
     value = (top.value * g - f * bottom.value) / g**2
     text = (
-        f"Quotient rule with numerator f = {f} and denominator g = {g}: "
-        f"d/d{s} (f/g) = (f'·g − f·g')/g**2."
+        f"Quotient rule with numerator f = {_m(f)} and denominator g = {_m(g)}: "
+        f"d/d{_m(s)} (f/g) = (f'·g − f·g')/g²."
     )
     step = Step("quotient", Derivative(expr, s), after, text, (top.step, bottom.step))
     return _Derived(step, value)
@@ -263,10 +264,10 @@ def _product_rule(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
         others = sympy.Mul(*factors[:k], *factors[k + 1 :])
         after += others * Derivative(f, s)
         value += others * d.value
-    listed = ", ".join(str(f) for f in factors)
+    listed = ", ".join(_m(f) for f in factors)
     text = (
         f"Product rule on the factors {listed}: differentiate one factor at a time, keeping "
-        f"the others, and add: d/d{s} (f·g) = f'·g + f·g'."
+        f"the others, and add: d/d{_m(s)} (f·g) = f'·g + f·g'."
     )
     step = Step("product", Derivative(expr, s), after, text, tuple(d.step for d in derived))
     return _Derived(step, value)
@@ -288,9 +289,10 @@ def _general_power(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
     rewritten = exponent * sympy.log(base)
     inner = _derive(rewritten, s)
     text = (
-        f"General power: base and exponent both depend on {s}, so rewrite "
-        f"{expr} = exp({rewritten}); by the exp rule its derivative is {expr} · d/d{s} "
-        f"({rewritten}) (for {base} > 0)."
+        f"General power: base and exponent both depend on {_m(s)}, so rewrite "
+        f"{_m(expr)} = exp({_m(rewritten)}); by the exp rule its derivative is "
+        f"{_m(expr)} · d/d{_m(s)} "
+        f"({_m(rewritten)}) (for {_m(base)} > 0)."
     )
     after = expr * Derivative(rewritten, s)
     step = Step("general power", Derivative(expr, s), after, text, (inner.step,))
@@ -301,7 +303,7 @@ def _by_sympy(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
     value = sympy.diff(expr, s)
     text = (
         f"No rule of this tutor covers {expr.func.__name__}, so SymPy differentiates "
-        f"{expr} with respect to {s} directly."
+        f"{_m(expr)} with respect to {_m(s)} directly."
     )
     return _Derived(Step("by SymPy", Derivative(expr, s), value, text), value)
 
@@ -340,7 +342,7 @@ def _direct(expr: sympy.Expr, s: sympy.Symbol, rule: _Rule, varying: list[int]) 
     text = rule.text(expr, s)
     if len(varying) > 1:
         text = (
-            f"Several arguments depend on {s}, so add each argument's partial derivative "
+            f"Several arguments depend on {_m(s)}, so add each argument's partial derivative "
             f"times that argument's derivative (multivariable chain rule). {text}"
         )
     return _Derived(Step(rule.name, Derivative(expr, s), after, text, tuple(substeps)), value)
@@ -359,8 +361,8 @@ def _chain(expr: sympy.Expr, s: sympy.Symbol, rule: _Rule, k: int) -> _Derived:
     factors = [f.xreplace({u: inner_expr}) for f in sympy.Mul.make_args(outer_step.after)]
     after = sympy.Mul(*factors, Derivative(inner_expr, s))
     text = (
-        f"Chain rule with the inner function {u} = {inner_expr}: "
-        f"d/d{s} {outer} = {_grouped(outer_step.after)} · d{u}/d{s}."
+        f"Chain rule with the inner function {_m(u)} = {_m(inner_expr)}: "
+        f"d/d{_m(s)} {_m(outer)} = {_grouped(outer_step.after)} · d{_m(u)}/d{_m(s)}."
     )
     step = Step("chain", Derivative(expr, s), after, text, (outer_step, inner.step))
     return _Derived(step, sympy.Mul(*factors, inner.value))
@@ -368,7 +370,7 @@ def _chain(expr: sympy.Expr, s: sympy.Symbol, rule: _Rule, k: int) -> _Derived:
 
 def _grouped(expr: sympy.Expr) -> str:
     """Return expr as text, in parentheses when it is a sum, so '· du/dw' multiplies all of it."""
-    return f"({expr})" if expr.is_Add else str(expr)
+    return f"({_m(expr)})" if expr.is_Add else _m(expr)
 
 
 def _fresh(names: Iterable[str], *exprs: sympy.Expr) -> str:
@@ -377,7 +379,7 @@ def _fresh(names: Iterable[str], *exprs: sympy.Expr) -> str:
     for name in names:
         if name not in taken:
             return name
-    return next(f"u{i}" for i in range(1, len(taken) + 2) if f"u{i}" not in taken)
+    return next(f"u{_m(i)}" for i in range(1, len(taken) + 2) if f"u{_m(i)}" not in taken)
 
 
 def _one(name: str, derivative: Callable[[sympy.Expr], sympy.Expr], text: str) -> _Rule:
@@ -388,8 +390,8 @@ def _one(name: str, derivative: Callable[[sympy.Expr], sympy.Expr], text: str) -
 def _power_text(e: sympy.Expr, v: sympy.Symbol) -> str:
     n = e.args[1]
     return (
-        f"Power rule: d/d{v} {v}**n = n·{v}**(n - 1), here with n = {n}: "
-        f"d/d{v} {e} = {n * v ** (n - 1)}."
+        f"Power rule: d/d{_m(v)} {_m(v)}ⁿ = n·{_m(v)}ⁿ⁻¹, here with n = {_m(n)}: "
+        f"d/d{_m(v)} {_m(e)} = {_m(n * v ** (n - 1))}."
     )
 
 
@@ -398,7 +400,7 @@ def _extremum_text(e: sympy.Expr, v: sympy.Symbol) -> str:
         which, tf, tie = "larger", "maximum", "a >= b"
     else:
         which, tf, tie = "smaller", "minimum", "a <= b"
-    args = ", ".join(str(a) for a in e.args)
+    args = ", ".join(_m(a) for a in e.args)
     return (
         f"{e.func.__name__.lower()}({args}) follows its {which} argument, so its derivative is "
         f"that argument's derivative, written with the step function H; it is not "
@@ -419,7 +421,8 @@ def _huber_partial(e: sympy.Expr, k: int) -> sympy.Expr:
 def _huber_text(e: sympy.Expr, v: sympy.Symbol) -> str:
     r, d = e.args
     return (
-        f"Huber loss with residual r = {r} and threshold d = {d}: its slope in r is r inside "
+        f"Huber loss with residual r = {_m(r)} and threshold d = {_m(d)}: its slope in r is "
+        f"r inside "
         f"the threshold (|r| ≤ d) and d·sign(r) outside, and its slope in d is 0 inside and "
         f"|r| − d outside (it is smooth at |r| = d, where both sides meet)."
     )
@@ -442,8 +445,9 @@ _EXPONENTIAL = _Rule(
     "exponential",
     lambda e, k: e * sympy.log(e.args[0]),
     lambda e, v: (
-        f"Exponential with the constant base a = {e.args[0]}: a**{v} = exp({v}·log(a)), so "
-        f"d/d{v} a**{v} = a**{v} · log(a)."
+        f"Exponential with the constant base a = {_m(e.args[0])}: "
+        f"a^{_m(v)} = exp({_m(v)}·log(a)), so "
+        f"d/d{_m(v)} a^{_m(v)} = a^{_m(v)} · log(a)."
     ),
 )
 
@@ -516,10 +520,10 @@ def _simplify_steps(root: _Derived, result: sympy.Expr, s: sympy.Symbol) -> tupl
     before = root.step.after
     if before == result:
         return ()
-    tidied = "" if root.value == result else f", which gives {root.value}, and tidy that"
+    tidied = "" if root.value == result else f", which gives {_m(root.value)}, and tidy that"
     if before.has(Derivative):
         text = (
-            f"Put the pieces together: replace each remaining derivative d/d{s} (…) by what "
+            f"Put the pieces together: replace each remaining derivative d/d{_m(s)} (…) by what "
             f"its steps above found{tidied}."
         )
     else:
@@ -534,9 +538,9 @@ def _mean_step(expr: sympy.Expr, s: sympy.Symbol, per_row: tuple[Step, ...]) -> 
     before = Derivative(sympy.Sum(expr, (i, 1, n)) / n, s)
     after = sympy.Sum(Derivative(expr, s), (i, 1, n)) / n
     text = (
-        f"The loss is the mean over the data rows {i} = 1…{n} of the per-row loss, and the "
+        f"The loss is the mean over the data rows {_m(i)} = 1…{_m(n)} of the per-row loss, and the "
         f"derivative of a mean over rows is the mean of the per-row derivatives (each data "
-        f"column stands for its value in row {i}); the per-row derivative follows."
+        f"column stands for its value in row {_m(i)}); the per-row derivative follows."
     )
     return Step("mean over rows", before, after, text, per_row)
 

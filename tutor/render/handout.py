@@ -6,11 +6,11 @@ import math
 from importlib import resources
 from typing import Any
 
+from .._numbers import number
 from ..errors import UsageError
 from ..handout import Exercise, Handout, Worked
 from ..model import Derivation, Trajectory
 from . import latex
-from ._numbers import number
 from .code import update_code
 from .text import summary
 

@@ -11,11 +11,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import sympy
-
+from .._mathtext import unicode
 from ..model import Derivation, Step, Trajectory, Update
 from . import latex
-from ._unicode import unicode
 
 
 def _num(value: float) -> float | str:
@@ -103,7 +101,7 @@ def _step(step: Step) -> dict[str, Any]:
         "rule": step.rule,
         "text": step.text,
         "latex": f"{latex.math(step.before)} = {latex.math(step.after)}",
-        "before": sympy.srepr(step.before) if False else str(step.before),
+        "before": str(step.before),
         "after": str(step.after),
         "unicode": f"{unicode(step.before)} = {unicode(step.after)}",
     }

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 import sympy
 from sympy.printing.latex import LatexPrinter
 
+from .._mathtext import positive_first
+from .._numbers import number
 from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
-from ._numbers import number
-from ._unicode import positive_first
 
 _SPECIALS = {
     "\\": r"\textbackslash{}",

@@ -7,9 +7,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .._numbers import clean, number
 from ..model import Derivation, Trajectory
 from . import text
-from ._numbers import clean, number
 
 
 def derivation(deriv: Derivation) -> RenderableType:

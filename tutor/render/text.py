@@ -6,10 +6,10 @@ import math
 
 import sympy
 
+from .._mathtext import unicode
+from .._numbers import clean, exact, number
 from ..model import Derivation, Partial, Step, Trajectory, Update
 from . import latex
-from ._numbers import clean, exact, number
-from ._unicode import unicode
 
 
 def seed_line(update: Update, wrt: tuple[str, ...]) -> str:
