@@ -10,10 +10,10 @@ import sympy
 from rich.console import Console
 
 import tutor
+from tutor._mathtext import unicode
+from tutor._numbers import exact, number
 from tutor.model import Update
 from tutor.render import latex, terminal, text
-from tutor._numbers import exact, number
-from tutor._mathtext import unicode
 
 GOLDEN = Path(__file__).parent / "golden"
 w, x, y = sympy.symbols("w x y", real=True)

@@ -394,6 +394,56 @@ def check(files: tuple[str, ...]) -> None:
         sys.exit(outcome.status)
 
 
+@cli.command("verify")
+@click.argument("problems", nargs=-1, metavar="[PROBLEM]...")
+@click.option(
+    "--examples",
+    type=int,
+    metavar="N",
+    help="Points Hypothesis tries per partial (default 100; shrinks a disagreement).",
+)
+@click.option(
+    "--batch",
+    type=int,
+    metavar="N",
+    help="Compare at N uniform points instead: NumPy float64 against one TF batch.",
+)
+@click.option("--dtype", type=click.Choice(DTYPES), help="Default: each problem's own dtype.")
+@click.option(
+    "--variables",
+    type=click.Choice((*VARIABLE_MODES, "both")),
+    default="both",
+    show_default=True,
+    help="tensor: tape.watch; variable: tf.Variable.",
+)
+@click.option("--seed", type=int, metavar="S", help="Seed of the points (default: random, shown).")
+def verify_command(
+    problems: tuple[str, ...],
+    examples: int | None,
+    batch: int | None,
+    dtype: str | None,
+    variables: str,
+    seed: int | None,
+) -> None:
+    """Check on random points that SymPy's gradient and TF's GradientTape agree.
+
+    With no PROBLEM, every shipped problem. Each partial passes when
+    |TF − SymPy| ≤ γ_k·S + floor at every point; kinks, singular points and
+    overflow are reported, not counted. Exit status 1 when they disagree.
+    """
+    from .verify import render, verify
+
+    loaded = [load(p) for p in problems or shipped_ids()]
+    styles = VARIABLE_MODES if variables == "both" else (variables,)
+    reports = verify(
+        loaded, examples=examples, size=batch, dtype=dtype, variables=styles, seed=seed
+    )
+    _write(render(reports))
+    if not all(r.passed for r in reports):
+        click.echo("tutor verify: TensorFlow and SymPy disagree beyond the bound", err=True)
+        sys.exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 bad input, 3 tool)."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -1,5 +1,0 @@
-"""Moved to tutor._mathtext; kept while callers move."""
-
-from .._mathtext import unicode
-
-__all__ = ["unicode"]

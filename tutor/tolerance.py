@@ -1,0 +1,1288 @@
+"""The forward error bound TensorFlow's gradient meets: |g_tf − g| ≤ γ_k·S + floor.
+
+``g`` is the exact gradient (SymPy's closed form evaluated in high precision),
+``g_tf`` TensorFlow's ``GradientTape`` gradient in float32 or float64. The
+bound is the standard forward error bound (Higham, *Accuracy and Stability of
+Numerical Algorithms*, 2nd ed., ch. 3), derived for the computation
+TensorFlow actually runs, one formula for both dtypes:
+
+* **Model.** A basic operation rounds once: fl(a ∘ b) = (a ∘ b)(1 + δ),
+  |δ| ≤ u, u = 2⁻²⁴ (float32) or 2⁻⁵³ (float64); ``sqrt`` too (IEEE).
+  A library function f (``exp``, ``log``, …) errs by at most c_f·u relative
+  to its exact value at its computed argument, so it counts as c_f roundings
+  (:data:`ROUNDINGS`, with how each c_f was found).
+* **γ_k.** γ_k = k·u/(1 − k·u) bounds |Π(1 + δ_i)^±1 − 1| over k roundings
+  (Lemma 3.1), and γ_j + γ_k + γ_j·γ_k ≤ γ_{j+k} (Lemma 3.3) lets counts add.
+* **Running bound.** Every value v TensorFlow computes gets a magnitude
+  M ≥ |v|, a count k and a floor coefficient F with
+  |fl(v) − v| ≤ E = γ_k·M + F·T. Sampled inputs are exact (k = 0, M = |v|);
+  a constant, data value or literal the dtype cannot hold counts one
+  rounding, and so does the 1/n with which ``reduce_mean`` seeds the rows
+  (unless n is a power of 2). Then
+
+  - a ± b: M = M_a + M_b, k = max(k_a, k_b) + 1;
+  - a · b: M = M_a·M_b, k = k_a + k_b + 1 (k_a when b is 0 or ±2ʲ: no rounding);
+  - a / b: M = ρ·(M_a + |v|·M_b)/|b|, k = max(k_a, k_b) + 1, with
+    ρ = |b|/(|b| − E_b) ≥ 1 from |b'| ≥ |b| − E_b (exact, not first order);
+  - f(a): M = s·M_a + |v|, k = k_a + c_f, where s = sup |f'(t)| over the
+    argument's rounding interval |t − a| ≤ E_a (the mean value theorem
+    gives |f(a') − f(a)| ≤ s·E_a; f's own rounding adds c_f·u·|f(a')|).
+    s is computed from a bound on f'' (sin, cos, tanh, σ, softplus), from
+    monotonicity (exp: e^(a+E_a); log: 1/(a − E_a); sqrt; tan; powers);
+  - |a|, relu, max, min, ``where``: exact operations that are 1-Lipschitz:
+    M and k of the arguments (the larger).
+  - a sum of n terms (TF's ``AddN``, or ``reduce_sum`` over data rows):
+    M = Σ M_i, k = max k_i + n − 1, whatever order TF adds in.
+
+  S is M of the gradient and k its count: the gradient *as TensorFlow
+  computes it* (the forward ops of :func:`tutor.autodiff.build_loss`, then
+  the backward ops of TF's registered gradients in ``math_grad.py`` and
+  ``nn_grad.py``) re-evaluated with every term's magnitude. Not SymPy's
+  simplified closed form: simplification cancels terms TF still rounds
+  (∂/∂w of w·x + w·(y − x) is y for SymPy but x + (y − x) for TF, which
+  errs by about u·|x|, however small y is).
+* **Floor.** TF on the CPU flushes subnormal results (and inputs) to zero:
+  an absolute error below T, the smallest normal number, per operation,
+  which no relative bound covers. F counts these errors, each weighted by how
+  much the rest of the computation magnifies it (F of a·b is F_a·M_b +
+  F_b·M_a + 1, and so on). Floors are first order: products of two error
+  terms (orders u·T and T²) are left out.
+* **Where the bound stops.** At a kink (abs, relu, max, min, huber's switch,
+  a comparison) TF picks a branch from a rounded value: where the exact
+  switching quantity lies within its rounding error of the switch, TF may
+  take the other branch; that point is reported as a kink, with what each
+  side returned. Where an argument's rounding interval reaches a singularity
+  (division by ≈ 0, log or sqrt near 0, tan near a pole) s is unbounded: a
+  singular point. Where an exact intermediate plus its error bound reaches
+  the dtype's largest finite number, TF may overflow to ±inf (and NaN after
+  it): an overflow. These verdicts are TF's arithmetic, not disagreements.
+
+The values M, F, hazards and the "exact" intermediates are evaluated in NumPy
+float64, vectorised over points. That evaluation errs too: S is raised by the
+factor 1 + γ_{2n}(2⁻⁵³) (n operations, each M a sum of products of
+non-negative numbers), and a hazard is flagged where the distance to the
+switch is within E plus the float64 error bound of the intermediate.
+
+>>> import numpy as np
+>>> from tutor.problem import load
+>>> analysis = analyse(load("seed-w"), "w")
+>>> analysis.k
+3
+>>> a = analysis.assess({"w": np.array([0.5]), "x": np.array([3.0]), "y": np.array([6.0])})
+>>> round(float(a.magnitude[0]), 9), float(a.value[0])
+(45.0, -27.0)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy
+
+from .expression import Binary, Call, Name, Node, Num, Unary, to_sympy
+from .functions import huber, relu, sigmoid, softplus
+from .model import Problem
+
+#: Unit roundoff of NumPy's float64, in which the bound itself is evaluated.
+U64 = 2.0**-53
+#: Smallest positive float64 (subnormal): NumPy's underflow errs by at most this per operation.
+EPS64_SUBNORMAL = 2.0**-1074
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A floating-point type: unit roundoff, flush-to-zero threshold, largest finite value."""
+
+    name: str
+    u: float
+    tiny: float
+    largest: float
+    numpy: Any
+
+    @property
+    def u_text(self) -> str:
+        """The unit roundoff as a power of two, e.g. ``2⁻²⁴``."""
+        exponent = round(-math.log2(self.u))
+        return "2⁻" + str(exponent).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+FLOAT32 = Precision("float32", 2.0**-24, 2.0**-126, float(np.finfo(np.float32).max), np.float32)
+FLOAT64 = Precision("float64", 2.0**-53, 2.0**-1022, float(np.finfo(np.float64).max), np.float64)
+PRECISIONS = {"float32": FLOAT32, "float64": FLOAT64}
+
+#: The relative error of each library function, counted in roundings (units of u): the
+#: bound c_f with |fl(f(x)) − f(x)| ≤ c_f·u·|f(x)| wherever f(x) is normal, for
+#: TensorFlow 2.21's CPU kernels and, in float64, NumPy's functions as well.
+#:
+#: float32 is proved by exhaustion: the largest error over *every* finite float32
+#: argument (2³² of them, against a float64 reference), rounded up: exp 2.00u, log 4.36u,
+#: sqrt 1.00u (IEEE), sin 2.95u, cos 2.96u, tan 1.55u, tanh 6.14u, σ 8.38u, softplus 7.75u.
+#:
+#: float64 cannot be swept, and Eigen documents its double kernels only as "accurate to a
+#: couple of ulps", so these counts are measured, not proved: the largest error over
+#: 6·10⁷ arguments per function (uniform and log-uniform over the domain, against an
+#: 80-bit long double reference) was exp 2.43u, log 2.17u, sin 1.02u, cos 1.01u,
+#: tan 1.06u, tanh 9.23u, σ 3.80u, softplus 8.23u (NumPy's own functions stay below
+#: these). Each count is that maximum rounded up plus one rounding, because sampling can
+#: miss the worst argument: refining the sampling tenfold around each worst argument
+#: raised the maxima by at most 0.2u. ``tests/test_tolerance.py`` keeps sampling.
+ROUNDINGS: dict[str, dict[str, int]] = {
+    "float32": {
+        "exp": 2,
+        "log": 5,
+        "sqrt": 1,
+        "sin": 3,
+        "cos": 3,
+        "tan": 2,
+        "tanh": 7,
+        "sigmoid": 9,
+        "softplus": 8,
+    },
+    "float64": {
+        "exp": 4,
+        "log": 4,
+        "sqrt": 1,
+        "sin": 3,
+        "cos": 3,
+        "tan": 3,
+        "tanh": 11,
+        "sigmoid": 5,
+        "softplus": 10,
+    },
+}
+
+
+def roundings(function: str, prec: Precision) -> int:
+    """Return c_f of ``function`` in ``prec``: its relative error in units of u.
+
+    >>> roundings("exp", FLOAT32), roundings("tanh", FLOAT64)
+    (2, 11)
+    """
+    return ROUNDINGS[prec.name][function]
+
+
+def pow_roundings(exponent: float | None) -> int:
+    """Return c_f of pow(x, c): ⌈|c|⌉ + 1 roundings, and at least 3.
+
+    Eigen computes x**c as exp2(c·log2 x) with a double-word log2 (documented
+    as 3 ulps for float); in float64 the error grows with |c|. Measured over
+    4·10⁶ arguments for each of 36 exponents from −64 to 64: float64 2.68u at
+    c = 2, 4.72u at 10, 20.5u at ±64, 2.2–2.5u for |c| < 1; float32 at most
+    3.3u. ⌈|c|⌉ + 1 is what |c| − 1 multiplications and a final rounding would
+    need; it and the floor 3 bound every measurement. A non-constant exponent
+    is counted as the parser's largest, 64 (points beyond are reported).
+
+    >>> pow_roundings(2.0), pow_roundings(64.0), pow_roundings(0.5)
+    (3, 65, 3)
+    """
+    size = 64.0 if exponent is None else abs(exponent)
+    return max(3, math.ceil(size) + 1)
+
+
+#: max |f''| for the functions whose derivative's sup over an interval uses it.
+_CURVATURE = {
+    "sin": 1.0,
+    "cos": 1.0,
+    "tanh": 4 / (3 * math.sqrt(3)),  # |2·tanh·sech²| peaks at tanh = 1/√3
+    "sigmoid": 1 / (6 * math.sqrt(3)),  # |σ(1 − σ)(1 − 2σ)| peaks at σ = (3 ± √3)/6
+    "softplus": 0.25,  # softplus'' = σ(1 − σ) ≤ 1/4
+}
+#: sup |f'| over the whole line, which caps the interval bound.
+_SLOPE_CAP = {"sin": 1.0, "cos": 1.0, "tanh": 1.0, "sigmoid": 0.25, "softplus": 1.0}
+
+#: The order in which a point's hazards explain a disagreement. "undefined": an
+#: intermediate has no real value (log or sqrt of a negative number, a fractional
+#: power of one), so the loss is undefined there, even where SymPy's simplified
+#: partial is not (w**0.25 − w**0.25 has the partial 0 everywhere).
+HAZARD_KINDS = ("kink", "singular", "overflow", "undefined")
+
+
+def precision(dtype: str) -> Precision:
+    """Return the :class:`Precision` of ``dtype`` ("float32" or "float64")."""
+    return PRECISIONS[dtype]
+
+
+@functools.lru_cache(maxsize=1024)
+def gamma(k: int, u: float) -> float:
+    """Return γ_k = k·u/(1 − k·u), the bound on the relative error of k roundings.
+
+    >>> gamma(3, 2.0**-24) > 3 * 2.0**-24
+    True
+    """
+    if k * u >= 1:
+        raise ValueError(f"γ_{k} is undefined: k·u = {k * u} ≥ 1")
+    return k * u / (1 - k * u)
+
+
+def representable(value: Fraction, prec: Precision) -> bool:
+    """Return whether ``value`` is exactly a zero or normal number of ``prec``.
+
+    >>> representable(Fraction(1, 2), FLOAT32), representable(Fraction(1, 10), FLOAT64)
+    (True, False)
+    """
+    with np.errstate(all="ignore"):
+        rounded = float(prec.numpy(float(value)))
+    if not math.isfinite(rounded):
+        return False
+    return Fraction(rounded) == value and (rounded == 0 or abs(rounded) >= prec.tiny)
+
+
+# ---------------------------------------------------------------------------------------
+# The graph of TensorFlow's computation: forward ops, then the backward ops of the tape.
+
+
+@dataclass(frozen=True)
+class _Node:
+    """One TensorFlow operation (or input, or constant) with its static error count."""
+
+    op: str
+    args: tuple[int, ...] = ()
+    k: int = 0
+    rows: bool = False
+    exact: bool = False  # the computed value always equals the exact one
+    scale: bool = False  # the value is always 0 or ±2ʲ: multiplying by it rounds nothing
+    value: float = 0.0
+    fraction: Fraction | None = None
+    name: str = ""
+    text: str = ""
+    floor: int = 0  # inputs: 1 when TF flushes one of the (data) values to zero
+
+
+def _is_scale(q: Fraction | None) -> bool:
+    """Return whether ``q`` is 0 or ± a power of two."""
+    if q is None:
+        return False
+    n, d = abs(q.numerator), q.denominator
+    return n == 0 or (n & (n - 1) == 0 and d & (d - 1) == 0)
+
+
+class _Graph:
+    """Builds the nodes in topological order; identical operations are built once.
+
+    Sharing identical nodes is exact: TF's kernels are deterministic, so the same
+    operation on the same inputs gives the same bits.
+    """
+
+    def __init__(self, prec: Precision, rows: int) -> None:
+        self.prec = prec
+        self.rows = rows
+        self.nodes: list[_Node] = []
+        self._index: dict[tuple[Any, ...], int] = {}
+        self.context = ""  # what the operations being added compute, for reports
+
+    def add(self, node: _Node) -> int:
+        key = (node.op, node.args, node.value, node.fraction, node.name, node.rows, node.k)
+        if key not in self._index:
+            self._index[key] = len(self.nodes)
+            self.nodes.append(node)
+        return self._index[key]
+
+    def const(self, value: Fraction | float, *, rows: bool = False, text: str = "") -> int:
+        """Add a constant; it rounds once (k = 1) unless the dtype holds it exactly."""
+        q = value if isinstance(value, Fraction) else None
+        exact = q is not None and representable(q, self.prec)
+        return self.add(
+            _Node(
+                "const",
+                k=0 if exact else 1,
+                rows=rows,
+                exact=exact,
+                scale=exact and _is_scale(q),
+                value=float(value),
+                fraction=q,
+                text=text or _number_text(float(value)),
+            )
+        )
+
+    def input(self, name: str, values: Sequence[float] | None, rows: bool) -> int:
+        """Add a symbol's tensor: sampled values are exact; data and constants may round."""
+        k, floor = 0, 0
+        for v in values or ():
+            q = Fraction(v)
+            if not representable(q, self.prec):
+                tiny = 0 < abs(v) < self.prec.tiny
+                floor, k = max(floor, int(tiny)), max(k, int(not tiny))
+        exact = k == 0 and floor == 0
+        node = _Node("input", k=k, rows=rows, exact=exact, name=name, text=name, floor=floor)
+        return self.add(node)
+
+    def op(self, op: str, *args: int, text: str = "") -> int:
+        """Add operation ``op`` on ``args``, folding exact constants as TF's result would be."""
+        folded = self._fold(op, args)
+        if folded is not None:
+            return folded
+        nodes = [self.nodes[a] for a in args]
+        k, exact, scale = _STATIC[op](self, nodes)
+        rows = any(n.rows for n in nodes)
+        text = text or self.context or op
+        return self.add(_Node(op, args, k=k, rows=rows, exact=exact, scale=scale, text=text))
+
+    def _fold(self, op: str, args: tuple[int, ...]) -> int | None:
+        nodes = [self.nodes[a] for a in args]
+        if op not in _FOLD or not all(n.op == "const" and n.exact for n in nodes):
+            return None
+        fractions = [n.fraction for n in nodes]
+        if any(q is None for q in fractions):
+            return None
+        try:
+            value = _FOLD[op](*fractions)
+        except (ZeroDivisionError, ValueError):
+            return None
+        return self.const(value, rows=any(n.rows for n in nodes))
+
+    def addn(self, terms: Sequence[int]) -> int:
+        return terms[0] if len(terms) == 1 else self.op("addn", *terms, text="a sum of gradients")
+
+
+_FOLD: dict[str, Callable[..., Fraction]] = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "neg": lambda a: -a,
+}
+
+
+def _number_text(value: float) -> str:
+    return f"{value:g}"
+
+
+# Static rules: (k, exact, scale) of an operation from its arguments' nodes.
+
+
+def _static_round(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    return max(n.k for n in nodes) + 1, False, False
+
+
+def _static_mul(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    a, b = nodes
+    if a.scale or b.scale:
+        other = b if a.scale else a
+        return other.k, False, False
+    return a.k + b.k + 1, False, False
+
+
+def _static_exact(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    return max(n.k for n in nodes), all(n.exact for n in nodes), False
+
+
+def _static_select(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    branches = nodes[1:]
+    k = max(n.k for n in branches)
+    return k, all(n.exact for n in branches), all(n.scale for n in branches)
+
+
+def _static_flag(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    return 0, True, True
+
+
+def _static_function(name: str) -> Callable[[_Graph, list[_Node]], tuple[int, bool, bool]]:
+    def rule(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+        return nodes[0].k + roundings(name, graph.prec), False, False
+
+    return rule
+
+
+def _static_pow(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    base, exponent = nodes
+    if _const_exponent(exponent) == 1:
+        return base.k, base.exact, base.scale
+    c = _const_exponent(exponent)
+    if c is not None:
+        return base.k + pow_roundings(c), False, False
+    return max(base.k, exponent.k) + pow_roundings(None), False, False
+
+
+def _static_sum(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    return nodes[0].k + graph.rows - 1, False, False
+
+
+def _static_addn(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    return max(n.k for n in nodes) + len(nodes) - 1, False, False
+
+
+def _const_exponent(node: _Node) -> float | None:
+    """The exponent's value when it is a constant the dtype holds exactly, else None."""
+    return node.value if node.op == "const" and node.exact else None
+
+
+_STATIC: dict[str, Callable[[_Graph, list[_Node]], tuple[int, bool, bool]]] = {
+    "add": _static_round,
+    "sub": _static_round,
+    "div": _static_round,
+    "mul": _static_mul,
+    "neg": _static_exact,
+    "abs": _static_exact,
+    "relu": _static_exact,
+    "maximum": _static_exact,
+    "minimum": _static_exact,
+    "select": _static_select,
+    "sign": _static_flag,
+    "gt": _static_flag,
+    "ge": _static_flag,
+    "le": _static_flag,
+    "pow": _static_pow,
+    "rowsum": _static_sum,
+    "addn": _static_addn,
+    **{name: _static_function(name) for name in ROUNDINGS["float32"]},
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Forward: the ops build_loss runs, in the order the file writes them.
+
+_BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4}
+
+
+def source(tree: Node) -> str:
+    """Return the loss text of ``tree``, parenthesised only where needed.
+
+    >>> from tutor.expression import parse
+    >>> source(parse("(w*x - (y))**2", {"w", "x", "y"}))
+    '(w*x - y)**2'
+    """
+    if isinstance(tree, Num):
+        return tree.text
+    if isinstance(tree, Name):
+        return tree.id
+    if isinstance(tree, Unary):
+        return tree.op + _wrapped(tree.operand, 3, False)
+    if isinstance(tree, Binary):
+        level = _PRECEDENCE[tree.op]
+        left = _wrapped(tree.left, level + (tree.op == "**"), False)
+        right = _wrapped(tree.right, level, tree.op in "-/**")
+        join = "**" if tree.op == "**" else ("*" if tree.op == "*" else f" {tree.op} ")
+        return f"{left}{join}{right}"
+    return f"{tree.func}({', '.join(source(a) for a in tree.args)})"
+
+
+def _wrapped(tree: Node, level: int, strict: bool) -> str:
+    text = source(tree)
+    own = 5 if isinstance(tree, Num | Name | Call) else 3 if isinstance(tree, Unary) else 0
+    if isinstance(tree, Binary):
+        own = _PRECEDENCE[tree.op]
+    return f"({text})" if own < level or (strict and own == level) else text
+
+
+def _forward(graph: _Graph, tree: Node, problem: Problem) -> int:
+    text = source(tree)
+    if isinstance(tree, Num):
+        return graph.const(Fraction(str(to_sympy(tree))), text=text)
+    if isinstance(tree, Name):
+        return _name(graph, tree.id, problem)
+    if isinstance(tree, Unary):
+        inner = _forward(graph, tree.operand, problem)
+        return graph.op("neg", inner, text=text) if tree.op == "-" else inner
+    if isinstance(tree, Binary):
+        left = _forward(graph, tree.left, problem)
+        right = _forward(graph, tree.right, problem)
+        return graph.op(_BINARY_OPS[tree.op], left, right, text=text)
+    args = [_forward(graph, a, problem) for a in tree.args]
+    texts = [source(a) for a in tree.args]
+    return _CALLS[tree.func](graph, args, texts, text)
+
+
+def _name(graph: _Graph, name: str, problem: Problem) -> int:
+    if name in ("pi", "E"):
+        return graph.const(math.pi if name == "pi" else math.e, text=name)
+    if name in problem.data:
+        return graph.input(name, problem.data[name], rows=True)
+    if name in problem.constants:
+        return graph.input(name, [problem.constants[name]], rows=False)
+    return graph.input(name, None, rows=False)
+
+
+def _call(op: str) -> Callable[[_Graph, list[int], list[str], str], int]:
+    def build(graph: _Graph, args: list[int], texts: list[str], text: str) -> int:
+        return graph.op(op, *args, text=text)
+
+    return build
+
+
+def _huber(graph: _Graph, args: list[int], texts: list[str], text: str) -> int:
+    """TF's huber: where(|r| <= d, 0.5*r*r, d*(|r| - 0.5*d)), as autodiff builds it."""
+    r, d = args
+    a = graph.op("abs", r, text=f"|{texts[0]}|")
+    half = graph.const(Fraction(1, 2))
+    inside = graph.op("le", a, d, text=f"{text} at |{texts[0]}| = {texts[1]}")
+    quadratic = graph.op("mul", graph.op("mul", half, r), r, text=f"{texts[0]}²/2")
+    linear = graph.op("mul", d, graph.op("sub", a, graph.op("mul", half, d)))
+    return graph.op("select", inside, quadratic, linear, text=text)
+
+
+_CALLS: dict[str, Callable[[_Graph, list[int], list[str], str], int]] = {
+    **{name: _call(name) for name in ("exp", "log", "sqrt", "abs", "sin", "cos", "tan")},
+    **{name: _call(name) for name in ("tanh", "sigmoid", "relu", "softplus")},
+    "max": _call("maximum"),
+    "min": _call("minimum"),
+    "huber": _huber,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Backward: TF's registered gradients (math_grad.py, nn_grad.py), op for op.
+
+_Grad = Callable[[_Graph, int, int], tuple[int | None, ...]]
+
+
+def _grad_add(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    return grad, grad
+
+
+def _grad_sub(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    return grad, g.op("neg", grad)
+
+
+def _grad_mul(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    a, b = g.nodes[i].args
+    return g.op("mul", grad, b), g.op("mul", grad, a)
+
+
+def _grad_div(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    a, b = g.nodes[i].args
+    # RealDiv: grad / b and grad * ((-a / b) / b)
+    quotient = g.op("div", g.op("div", g.op("neg", a), b), b)
+    return g.op("div", grad, b), g.op("mul", grad, quotient)
+
+
+def _grad_neg(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    return (g.op("neg", grad),)
+
+
+def _grad_pow(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    a, b = g.nodes[i].args
+    one = g.const(Fraction(1))
+    base = g.op("mul", g.op("mul", grad, b), g.op("pow", a, g.op("sub", b, one)))
+    positive = g.op("gt", a, g.const(Fraction(0)), text=f"{g.nodes[a].text} at 0 (pow)")
+    safe = g.op("select", positive, a, one)
+    log = g.op("select", positive, g.op("log", safe), g.const(Fraction(0)))
+    return base, g.op("mul", g.op("mul", grad, i), log)
+
+
+def _grad_exp(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    return (g.op("mul", grad, i),)
+
+
+def _grad_log(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    (a,) = g.nodes[i].args
+    return (g.op("mul", grad, g.op("div", g.const(Fraction(1)), a)),)
+
+
+def _grad_sqrt(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    # SqrtGrad kernel: 0.5 * grad / y
+    return (g.op("div", g.op("mul", g.const(Fraction(1, 2)), grad), i),)
+
+
+def _grad_abs(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    (a,) = g.nodes[i].args
+    text = f"{g.nodes[i].text} at {g.nodes[a].text} = 0"
+    return (g.op("mul", grad, g.op("sign", a, text=text)),)
+
+
+def _grad_sin(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    (a,) = g.nodes[i].args
+    return (g.op("mul", grad, g.op("cos", a)),)
+
+
+def _grad_cos(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    (a,) = g.nodes[i].args
+    return (g.op("mul", g.op("neg", grad), g.op("sin", a)),)
+
+
+def _grad_tan(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    (a,) = g.nodes[i].args
+    sec = g.op("div", g.const(Fraction(1)), g.op("cos", a), text=f"1/cos({g.nodes[a].text})")
+    return (g.op("mul", g.op("mul", sec, sec), grad),)
+
+
+def _grad_tanh(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    # TanhGrad kernel: grad * (1 - y*y)
+    return (g.op("mul", grad, g.op("sub", g.const(Fraction(1)), g.op("mul", i, i))),)
+
+
+def _grad_sigmoid(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    # SigmoidGrad kernel: grad * y * (1 - y)
+    return (g.op("mul", g.op("mul", grad, i), g.op("sub", g.const(Fraction(1)), i)),)
+
+
+def _grad_relu(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    # ReluGrad: grad where the output is > 0, which is where the computed input is > 0.
+    (a,) = g.nodes[i].args
+    text = f"{g.nodes[i].text} at {g.nodes[a].text} = 0"
+    positive = g.op("gt", a, g.const(Fraction(0)), text=text)
+    return (g.op("select", positive, grad, g.const(Fraction(0))),)
+
+
+def _grad_softplus(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    (a,) = g.nodes[i].args
+    return (g.op("mul", grad, g.op("sigmoid", a)),)
+
+
+def _grad_extremum(compare: str) -> _Grad:
+    def rule(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+        a, b = g.nodes[i].args
+        text = f"{g.nodes[i].text} at {g.nodes[a].text} = {g.nodes[b].text}"
+        mask = g.op(compare, a, b, text=text)
+        zero = g.const(Fraction(0))
+        return g.op("select", mask, grad, zero), g.op("select", mask, zero, grad)
+
+    return rule
+
+
+def _grad_select(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    c, _, _ = g.nodes[i].args
+    zero = g.const(Fraction(0))
+    return None, g.op("select", c, grad, zero), g.op("select", c, zero, grad)
+
+
+_GRADIENTS: dict[str, _Grad] = {
+    "add": _grad_add,
+    "sub": _grad_sub,
+    "mul": _grad_mul,
+    "div": _grad_div,
+    "neg": _grad_neg,
+    "pow": _grad_pow,
+    "exp": _grad_exp,
+    "log": _grad_log,
+    "sqrt": _grad_sqrt,
+    "abs": _grad_abs,
+    "sin": _grad_sin,
+    "cos": _grad_cos,
+    "tan": _grad_tan,
+    "tanh": _grad_tanh,
+    "sigmoid": _grad_sigmoid,
+    "relu": _grad_relu,
+    "softplus": _grad_softplus,
+    "maximum": _grad_extremum("ge"),
+    "minimum": _grad_extremum("le"),
+    "select": _grad_select,
+}
+
+
+def _depends(graph: _Graph, target: int) -> set[int]:
+    """Return the nodes whose value depends on ``target`` (the tape records these)."""
+    found = {target}
+    for i, node in enumerate(graph.nodes):
+        if any(a in found for a in node.args):
+            found.add(i)
+    return found
+
+
+def _seed(graph: _Graph, root: int) -> int:
+    """The gradient of the loss at its root: 1, or 1/n per row under reduce_mean."""
+    if not graph.nodes[root].rows:
+        return graph.const(Fraction(1))
+    one = graph.const(Fraction(1), rows=True)
+    return graph.op("div", one, graph.const(Fraction(graph.rows)), text="1/n")
+
+
+def _backward(graph: _Graph, root: int, target: int) -> int:
+    """Add TF's backward ops from ``root`` to ``target``; return the gradient's node."""
+    depends = _depends(graph, target)
+    pending: dict[int, list[int]] = {root: [_seed(graph, root)]}
+    for i in range(root, target, -1):
+        if i not in pending:
+            continue
+        grad = graph.addn(pending.pop(i))
+        node = graph.nodes[i]
+        graph.context = f"the gradient through {node.text}"
+        for arg, contribution in zip(node.args, _GRADIENTS[node.op](graph, i, grad), strict=True):
+            if contribution is None or arg not in depends:
+                continue
+            if node.rows and not graph.nodes[arg].rows:
+                contribution = graph.op("rowsum", contribution, text="a sum over the rows")
+            pending.setdefault(arg, []).append(contribution)
+    return graph.addn(pending[target]) if target in pending else graph.const(Fraction(0))
+
+
+def _ancestors(graph: _Graph, target: int) -> tuple[int, ...]:
+    """Return the nodes ``target`` is computed from, in topological order."""
+    needed = {target}
+    for i in range(target, -1, -1):
+        if i in needed:
+            needed.update(graph.nodes[i].args)
+    return tuple(sorted(needed))
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation of the bound at points (NumPy float64, vectorised).
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """Points where the bound does not apply: a kink, a singular point or an overflow."""
+
+    kind: str
+    text: str
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The bound at each of a batch of points, and where it stops applying."""
+
+    k: int
+    precision: Precision
+    value: np.ndarray
+    magnitude: np.ndarray
+    floor: np.ndarray
+    tolerance: np.ndarray
+    hazards: tuple[Hazard, ...] = ()
+
+    def hazards_at(self, i: int) -> tuple[Hazard, ...]:
+        """Return the hazards at point ``i`` of the first kind present: kink, singular, overflow."""
+        for kind in HAZARD_KINDS:
+            found = tuple(h for h in self.hazards if h.kind == kind and h.mask[i])
+            if found:
+                # The first overflow or undefined value is the cause; later ones follow from it.
+                return found if kind in ("kink", "singular") else found[:1]
+        return ()
+
+
+@dataclass
+class _State:
+    v: Any
+    m: Any
+    f: Any
+    e: Any = 0.0  # the dtype's error bound E = γ_k·M + F·T
+    d: Any = 0.0  # E plus the float64 evaluation's own error bound
+
+
+@dataclass
+class _Run:
+    """One evaluation pass: inputs, states of the nodes so far, hazards found."""
+
+    analysis: Analysis
+    env: Mapping[str, Any]
+    shape: tuple[int, ...]
+    states: dict[int, _State] = field(default_factory=dict)
+    hazards: list[Hazard] = field(default_factory=list)
+
+    def flag(self, kind: str, node: _Node, mask: Any) -> None:
+        if not np.any(mask):
+            return
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool), self.shape)
+        if mask.ndim == 2:
+            mask = mask.any(axis=-1)
+        self.hazards.append(Hazard(kind, node.text, mask.reshape(-1)))
+
+
+def _errors(node: _Node, s: _State, prec: Precision) -> None:
+    """Fill in E (the dtype's bound) and D (E plus float64's) for a node's state."""
+    if node.exact:
+        s.e, s.d = 0.0, 0.0
+        return
+    s.e = gamma(node.k, prec.u) * s.m + s.f * prec.tiny
+    s.d = s.e + gamma(node.k + 1, U64) * s.m + s.f * EPS64_SUBNORMAL
+
+
+def _ev_input(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    v = run.env[node.name]
+    return v, np.abs(v), float(node.floor)
+
+
+def _ev_const(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    return node.value, abs(node.value), 0.0
+
+
+def _ev_add(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    a, b = args
+    v = a.v + b.v if node.op == "add" else a.v - b.v
+    return v, a.m + b.m, a.f + b.f + 1
+
+
+def _ev_neg(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    (a,) = args
+    return -a.v, a.m, a.f
+
+
+def _ev_mul(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    a, b = args
+    first, second = (run.analysis.nodes[j] for j in node.args)
+    v = a.v * b.v
+    if first.scale or second.scale:
+        c, x = (a, b) if first.scale else (b, a)
+        return v, np.abs(c.v) * x.m, np.abs(c.v) * x.f + 1
+    return v, a.m * b.m, a.f * b.m + b.f * a.m + 1
+
+
+def _ev_div(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    a, b = args
+    size = np.abs(b.v)
+    run.flag("singular", node, size <= b.d)
+    with np.errstate(all="ignore"):
+        v = a.v / b.v
+        rho = np.where(size > b.e, size / (size - b.e), np.inf)
+        m = rho * (a.m + np.abs(v) * b.m * (b.e > 0)) / size
+        f = rho * (a.f + np.abs(v) * b.f) / size + 1
+    return v, m, f
+
+
+def _ev_exact(fn: Callable[..., Any]) -> Callable[[_Run, _Node, list[_State]], Any]:
+    """abs, relu, max, min: exact and 1-Lipschitz, so the arguments' bounds carry over."""
+
+    def rule(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+        v = fn(*(a.v for a in args))
+        return v, _largest(a.m for a in args), _largest(a.f for a in args)
+
+    return rule
+
+
+def _largest(values: Iterable[Any]) -> Any:
+    return functools.reduce(np.maximum, values)
+
+
+def _ev_compare(fn: Callable[[Any, Any], Any]) -> Callable[[_Run, _Node, list[_State]], Any]:
+    def rule(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+        a, b = args
+        run.flag("kink", node, np.abs(a.v - b.v) <= a.d + b.d)
+        return fn(a.v, b.v), 0.0, 0.0
+
+    return rule
+
+
+def _ev_sign(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    (a,) = args
+    run.flag("kink", node, np.abs(a.v) <= a.d)
+    v = np.sign(a.v)
+    return v, np.abs(v), 0.0
+
+
+def _ev_select(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    c, a, b = args
+    return np.where(c.v, a.v, b.v), np.where(c.v, a.m, b.m), np.where(c.v, a.f, b.f)
+
+
+def _ev_rowsum(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    (a,) = args
+
+    def total(x: Any) -> Any:
+        return np.broadcast_to(x, run.shape).sum(axis=-1, keepdims=True)
+
+    return total(a.v), total(a.m), total(a.f) + run.analysis.rows - 1
+
+
+def _ev_addn(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    return (
+        sum(a.v for a in args),
+        sum(a.m for a in args),
+        sum(a.f for a in args) + len(args) - 1,
+    )
+
+
+def _unary(
+    fn: Callable[[Any], Any], slope: Callable[[_Run, _Node, _State], Any]
+) -> Callable[[_Run, _Node, list[_State]], Any]:
+    """A library function: M = s·M_a + |v| with s = sup |f'| on the argument's interval."""
+
+    def rule(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+        (a,) = args
+        v = fn(a.v)
+        if run.analysis.nodes[node.args[0]].exact:
+            return v, np.abs(v), 1.0
+        s = slope(run, node, a)
+        return v, s * a.m + np.abs(v), s * a.f + 1
+
+    return rule
+
+
+def _slope_exp(run: _Run, node: _Node, a: _State) -> Any:
+    return np.exp(a.v + a.e)
+
+
+def _slope_log(run: _Run, node: _Node, a: _State) -> Any:
+    run.flag("singular", _labelled(node, "near 0"), a.v <= a.d)
+    return np.where(a.v > a.e, 1 / np.where(a.v > a.e, a.v - a.e, 1.0), np.inf)
+
+
+def _slope_sqrt(run: _Run, node: _Node, a: _State) -> Any:
+    run.flag("singular", _labelled(node, "near 0"), a.v <= a.d)
+    low = np.where(a.v > a.e, a.v - a.e, 1.0)
+    return np.where(a.v > a.e, 0.5 / np.sqrt(low), np.inf)
+
+
+def _slope_tan(run: _Run, node: _Node, a: _State) -> Any:
+    gap = np.abs(np.cos(a.v)) - a.e
+    run.flag("singular", _labelled(node, "near a pole"), np.abs(np.cos(a.v)) <= a.d)
+    return np.where(gap > 0, 1 / np.where(gap > 0, gap, 1.0) ** 2, np.inf)
+
+
+def _slope_curved(name: str, derivative: Callable[[Any], Any]) -> Callable[..., Any]:
+    """sup |f'| ≤ min(cap, |f'(a)| + max|f''|·E_a), by the mean value theorem on f'."""
+
+    def slope(run: _Run, node: _Node, a: _State) -> Any:
+        return np.minimum(_SLOPE_CAP[name], np.abs(derivative(a.v)) + _CURVATURE[name] * a.e)
+
+    return slope
+
+
+def _np_sigmoid(z: Any) -> Any:
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _np_softplus(z: Any) -> Any:
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _labelled(node: _Node, where: str) -> _Node:
+    return _Node(node.op, node.args, rows=node.rows, text=f"{node.text} {where}")
+
+
+def _ev_pow(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    a, b = args
+    base, exponent = (run.analysis.nodes[j] for j in node.args)
+    c = _const_exponent(exponent)
+    v = np.power(a.v, b.v)
+    if c == 1 or (c is not None and base.exact):
+        return (v, a.m, a.f) if c == 1 else (v, np.abs(v), 1.0)
+    if c is not None:
+        s = _power_slope(run, node, a, c)
+        return v, s * a.m + np.abs(v), s * a.f + 1
+    return _pow_general(run, node, a, b, v)
+
+
+def _power_slope(run: _Run, node: _Node, a: _State, c: float) -> Any:
+    """sup |c·t^(c−1)| over |t − a| ≤ E_a: at the far end for c ≥ 1, the near end below."""
+    size = np.abs(a.v)
+    if c >= 1 and float(c).is_integer():
+        return abs(c) * (size + a.e) ** (c - 1)
+    run.flag("singular", _labelled(node, "near 0"), size <= a.d)
+    if c >= 1:
+        return abs(c) * (size + a.e) ** (c - 1)
+    near = np.where(size > a.e, size - a.e, 1.0)
+    return np.where(size > a.e, abs(c) * near ** (c - 1), np.inf)
+
+
+def _pow_general(run: _Run, node: _Node, a: _State, b: _State, v: Any) -> tuple[Any, Any, Any]:
+    """a**b with a rounded or variable exponent: first order in both errors."""
+    run.flag("singular", _labelled(node, "near a base of 0"), np.abs(a.v) <= a.d)
+    beyond = _labelled(node, "with an exponent beyond ±64, where pow's error is not measured")
+    run.flag("singular", beyond, np.abs(b.v) + b.d > 64)
+    safe = np.where(a.v != 0, np.abs(a.v), 1.0)
+    ds_a = np.abs(b.v) * np.abs(np.power(safe, b.v - 1))
+    ds_b = np.abs(v) * np.abs(np.log(safe))
+    return v, ds_a * a.m + ds_b * b.m + np.abs(v), ds_a * a.f + ds_b * b.f + 1
+
+
+_EVALUATORS: dict[str, Callable[[_Run, _Node, list[_State]], tuple[Any, Any, Any]]] = {
+    "input": _ev_input,
+    "const": _ev_const,
+    "add": _ev_add,
+    "sub": _ev_add,
+    "neg": _ev_neg,
+    "mul": _ev_mul,
+    "div": _ev_div,
+    "pow": _ev_pow,
+    "abs": _ev_exact(np.abs),
+    "relu": _ev_exact(lambda a: np.maximum(a, 0.0)),
+    "maximum": _ev_exact(np.maximum),
+    "minimum": _ev_exact(np.minimum),
+    "gt": _ev_compare(np.greater),
+    "ge": _ev_compare(np.greater_equal),
+    "le": _ev_compare(np.less_equal),
+    "sign": _ev_sign,
+    "select": _ev_select,
+    "rowsum": _ev_rowsum,
+    "addn": _ev_addn,
+    "exp": _unary(np.exp, _slope_exp),
+    "log": _unary(np.log, _slope_log),
+    "sqrt": _unary(np.sqrt, _slope_sqrt),
+    "tan": _unary(np.tan, _slope_tan),
+    "sin": _unary(np.sin, _slope_curved("sin", np.cos)),
+    "cos": _unary(np.cos, _slope_curved("cos", np.sin)),
+    "tanh": _unary(np.tanh, _slope_curved("tanh", lambda z: 1 - np.tanh(z) ** 2)),
+    "sigmoid": _unary(
+        _np_sigmoid, _slope_curved("sigmoid", lambda z: _np_sigmoid(z) * _np_sigmoid(-z))
+    ),
+    "softplus": _unary(_np_softplus, _slope_curved("softplus", _np_sigmoid)),
+}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """TF's computation of one partial as a graph of operations, ready to bound at points."""
+
+    symbol: str
+    precision: Precision
+    nodes: tuple[_Node, ...]
+    order: tuple[int, ...]
+    target: int
+    rows: int
+    data: Mapping[str, np.ndarray]
+    constants: Mapping[str, float]
+
+    @property
+    def k(self) -> int:
+        """The number of roundings on the longest path to the gradient."""
+        return self.nodes[self.target].k
+
+    def assess(self, points: Mapping[str, Any], chunk: int = 1 << 16) -> Assessment:
+        """Return the bound at each point (``points``: symbol → array of shape (N,))."""
+        arrays = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in points.items()}
+        size = len(next(iter(arrays.values()))) if arrays else 1
+        step = max(1, chunk // max(self.rows, 1))
+        parts = [
+            self._assess({k: v[i : i + step] for k, v in arrays.items()}, min(step, size - i))
+            for i in range(0, size, step)
+        ]
+        return parts[0] if len(parts) == 1 else _concatenate(parts)
+
+    def _assess(self, points: Mapping[str, np.ndarray], size: int) -> Assessment:
+        shape = (size, self.rows) if self.rows else (size,)
+        env: dict[str, Any] = {k: v.reshape(size, 1) if self.rows else v for k, v in points.items()}
+        env.update({k: np.float64(v) for k, v in self.constants.items()})
+        env.update({k: v.reshape(1, -1) for k, v in self.data.items()})
+        run = _Run(self, env, shape)
+        with np.errstate(all="ignore"):
+            for i in self.order:
+                self._step(run, i)
+            return self._result(run, size)
+
+    def _step(self, run: _Run, i: int) -> None:
+        node = self.nodes[i]
+        args = [run.states[a] for a in node.args]
+        v, m, f = _EVALUATORS[node.op](run, node, args)
+        state = _State(v, m, f)
+        _errors(node, state, self.precision)
+        if node.op not in ("gt", "ge", "le"):
+            run.flag("overflow", node, np.abs(v) + state.e >= self.precision.largest)
+            new_nan = np.isnan(v) & ~functools.reduce(np.logical_or, _nans(args), False)
+            run.flag("undefined", _labelled(node, "has no real value"), new_nan)
+        run.states[i] = state
+
+    def _result(self, run: _Run, size: int) -> Assessment:
+        out = run.states[self.target]
+
+        def flat(x: Any) -> np.ndarray:
+            array = np.asarray(x, dtype=np.float64)
+            return np.broadcast_to(array.reshape(-1) if array.ndim else array, (size,))
+
+        prec = self.precision
+        # S is evaluated in float64: raise it by its own worst relative error.
+        magnitude = flat(out.m) * (1 + gamma(2 * len(self.order), U64))
+        floor = flat(out.f) * prec.tiny
+        tolerance = gamma(self.k, prec.u) * magnitude + floor
+        hazards = _merge(run.hazards)
+        return Assessment(self.k, prec, flat(out.v), magnitude, floor, tolerance, hazards)
+
+
+def _nans(states: Sequence[_State]) -> list[Any]:
+    return [np.isnan(s.v) for s in states if not isinstance(s.v, bool | np.bool_)]
+
+
+def _merge(hazards: Sequence[Hazard]) -> tuple[Hazard, ...]:
+    """Combine hazards of the same kind and text (one per distinct cause)."""
+    merged: dict[tuple[str, str], np.ndarray] = {}
+    for h in hazards:
+        key = (h.kind, h.text)
+        merged[key] = merged[key] | h.mask if key in merged else h.mask.copy()
+    return tuple(Hazard(kind, text, mask) for (kind, text), mask in merged.items() if mask.any())
+
+
+def _concatenate(parts: Sequence[Assessment]) -> Assessment:
+    keys = list(dict.fromkeys((h.kind, h.text) for p in parts for h in p.hazards))
+    hazards = []
+    for kind, text in keys:
+        masks = [_mask_of(p, kind, text) for p in parts]
+        hazards.append(Hazard(kind, text, np.concatenate(masks)))
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    return Assessment(
+        k=parts[0].k,
+        precision=parts[0].precision,
+        value=joined("value"),
+        magnitude=joined("magnitude"),
+        floor=joined("floor"),
+        tolerance=joined("tolerance"),
+        hazards=tuple(hazards),
+    )
+
+
+def _mask_of(part: Assessment, kind: str, text: str) -> np.ndarray:
+    for h in part.hazards:
+        if (h.kind, h.text) == (kind, text):
+            return h.mask
+    return np.zeros(len(part.value), dtype=bool)
+
+
+def analyse(problem: Problem, symbol: str, dtype: str | None = None) -> Analysis:
+    """Return the graph of TF's computation of ∂L/∂``symbol`` in ``dtype``, ready to assess.
+
+    ``dtype`` defaults to the problem's. The gradient is the one TF computes with
+    ``symbol`` the only watched source.
+    """
+    prec = precision(dtype or problem.dtype)
+    graph = _Graph(prec, problem.rows)
+    target = _name(graph, symbol, problem)
+    root = _forward(graph, problem.tree, problem)
+    gradient = _backward(graph, root, target)
+    return Analysis(
+        symbol=symbol,
+        precision=prec,
+        nodes=tuple(graph.nodes),
+        order=_ancestors(graph, gradient),
+        target=gradient,
+        rows=problem.rows,
+        data={k: np.array(v, dtype=np.float64) for k, v in problem.data.items()},
+        constants=dict(problem.constants),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The closed form's own rounding, for a reference evaluated in floating point.
+
+
+@dataclass(frozen=True)
+class Magnitude:
+    """A closed form's error bound when evaluated in float64: γ_k(2⁻⁵³)·S + F·2⁻¹⁰²².
+
+    ``expr`` is S (the closed form on magnitudes), ``k`` the roundings on its longest
+    path, ``floor`` F: the number of results below the normal range, each weighted by
+    how much the rest of the expression magnifies it. Below the smallest normal T a
+    result errs by less than T whatever happens there (gradual underflow, or a library
+    function that loses its relative accuracy), so each such result adds T.
+    """
+
+    expr: sympy.Expr
+    k: int
+    floor: sympy.Expr = sympy.S.Zero
+
+
+def magnitude(expr: sympy.Expr) -> Magnitude:
+    """Return S, k and F of ``expr`` evaluated as :func:`tutor.numeric.evaluate` walks it.
+
+    Add → the sum of the terms' magnitudes, Mul → the product, a power with a
+    positive integer exponent n → the base's magnitude to the n (exact:
+    (1 + γ_j)ⁿ ≤ 1 + γ_{nj}); other powers and functions to first order: the
+    argument's magnitude times |f'| plus |f| for the function's own rounding.
+    Used for the float64 reference of batch mode.
+
+    >>> w, x, y = sympy.symbols("w x y", real=True)
+    >>> m = magnitude(2 * x * (w * x - y))
+    >>> m.expr, m.k
+    (2*(Abs(w)*Abs(x) + Abs(y))*Abs(x), 4)
+    """
+    if expr.is_Symbol:
+        return Magnitude(sympy.Abs(expr), 0)
+    if expr.is_Number or expr in (sympy.pi, sympy.E):
+        return Magnitude(sympy.Abs(expr), _number_roundings(expr))
+    if isinstance(expr, sympy.Add | sympy.Mul):
+        return _magnitude_nary(expr)
+    if isinstance(expr, sympy.Pow):
+        return _magnitude_pow(expr)
+    if isinstance(expr, sympy.Piecewise):
+        parts = [(magnitude(v), c) for v, c in expr.args]
+        return Magnitude(
+            sympy.Piecewise(*((m.expr, c) for m, c in parts)),
+            max(m.k for m, _ in parts),
+            sympy.Piecewise(*((m.floor, c) for m, c in parts)),
+        )
+    return _magnitude_function(expr)
+
+
+def _number_roundings(expr: sympy.Expr) -> int:
+    if not expr.is_Rational:
+        return 1
+    return 0 if representable(Fraction(int(expr.p), int(expr.q)), FLOAT64) else 1
+
+
+def _magnitude_nary(expr: sympy.Expr) -> Magnitude:
+    parts = [magnitude(a) for a in expr.args]
+    extra = len(parts) - 1
+    if isinstance(expr, sympy.Add):
+        return Magnitude(
+            sympy.Add(*(p.expr for p in parts)),
+            max(p.k for p in parts) + extra,
+            sympy.Add(*(p.floor for p in parts)) + extra,
+        )
+    # An error F_i·T in one factor is multiplied by the other factors' magnitudes.
+    weighted = [
+        p.floor * sympy.Mul(*(q.expr for j, q in enumerate(parts) if j != i))
+        for i, p in enumerate(parts)
+    ]
+    return Magnitude(
+        sympy.Mul(*(p.expr for p in parts)),
+        sum(p.k for p in parts) + extra,
+        sympy.Add(*weighted) + extra,
+    )
+
+
+def _magnitude_pow(expr: sympy.Pow) -> Magnitude:
+    base, exponent = expr.args
+    mb = magnitude(base)
+    if exponent.is_Integer and exponent > 0:
+        n = int(exponent)
+        floor = n * mb.expr ** (n - 1) * mb.floor + 1
+        return Magnitude(mb.expr**n, n * mb.k + pow_roundings(n), floor)
+    if exponent == sympy.S.Half:
+        root = sympy.sqrt(sympy.Abs(base))
+        k = mb.k + roundings("sqrt", FLOAT64)
+        return Magnitude(mb.expr / (2 * root) + root, k, mb.floor / (2 * root) + 1)
+    me = magnitude(exponent)
+    slope_base = sympy.Abs(exponent) * sympy.Abs(base) ** (exponent - 1)
+    slope_exp = sympy.Abs(expr) * sympy.Abs(sympy.log(sympy.Abs(base)))
+    total = slope_base * mb.expr + slope_exp * me.expr + sympy.Abs(expr)
+    floor = slope_base * mb.floor + slope_exp * me.floor + 1
+    c = float(exponent) if exponent.is_Number else None
+    return Magnitude(total, max(mb.k, me.k) + pow_roundings(c), floor)
+
+
+_LIPSCHITZ = (sympy.Abs, relu, sympy.Max, sympy.Min)
+_EXACT = (sympy.Heaviside, sympy.sign)
+_FUNCTION_NAMES = {
+    sympy.exp: "exp",
+    sympy.log: "log",
+    sympy.sin: "sin",
+    sympy.cos: "cos",
+    sympy.tan: "tan",
+    sympy.tanh: "tanh",
+    sigmoid: "sigmoid",
+    softplus: "softplus",
+}
+
+
+def _magnitude_function(expr: sympy.Expr) -> Magnitude:
+    if isinstance(expr, _EXACT):
+        return Magnitude(sympy.Abs(expr), 0)
+    parts = [magnitude(a) for a in expr.args]
+    if isinstance(expr, _LIPSCHITZ):
+        return Magnitude(
+            sympy.Max(*(p.expr for p in parts)),
+            max(p.k for p in parts),
+            sympy.Max(*(p.floor for p in parts)),
+        )
+    if isinstance(expr, huber):
+        return _magnitude_huber(expr, parts)
+    name = _FUNCTION_NAMES.get(expr.func)
+    if name is None:
+        raise ValueError(f"no magnitude rule for {expr.func}")
+    (arg,) = expr.args
+    slope = sympy.Abs(sympy.diff(expr.func(_T), _T).subs(_T, arg))
+    k = parts[0].k + roundings(name, FLOAT64)
+    return Magnitude(slope * parts[0].expr + sympy.Abs(expr), k, slope * parts[0].floor + 1)
+
+
+_T = sympy.Symbol("t", real=True)
+
+
+def _magnitude_huber(expr: sympy.Expr, parts: list[Magnitude]) -> Magnitude:
+    """NumPy's huber: where(|r| <= d, 0.5*r*r, d*(|r| - 0.5*d))."""
+    r, d = expr.args
+    mr, md = parts
+    inside = sympy.Abs(r) <= d
+    value = sympy.Piecewise((mr.expr**2 / 2, inside), (md.expr * (mr.expr + md.expr / 2), True))
+    floor = sympy.Piecewise(
+        (mr.expr * mr.floor + 2, inside),
+        (md.expr * mr.floor + (mr.expr + md.expr) * md.floor + 3, True),
+    )
+    return Magnitude(value, max(2 * mr.k, mr.k + md.k) + 2, floor)
