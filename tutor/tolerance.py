@@ -810,7 +810,7 @@ def _ev_mul(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
     if first.scale or second.scale:
         c, x = (a, b) if first.scale else (b, a)
         return v, np.abs(c.v) * x.m, np.abs(c.v) * x.f + 1
-    return v, a.m * b.m, a.f * b.m + b.f * a.m + 1
+    return v, a.m * b.m, _times(b.m, a.f) + _times(a.m, b.f) + 1
 
 
 def _ev_div(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
@@ -820,8 +820,8 @@ def _ev_div(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
     with np.errstate(all="ignore"):
         v = a.v / b.v
         rho = np.where(size > b.e, size / (size - b.e), np.inf)
-        m = rho * (a.m + np.abs(v) * b.m * (b.e > 0)) / size
-        f = rho * (a.f + np.abs(v) * b.f) / size + 1
+        m = rho * (a.m + _times(np.abs(v), b.m * (b.e > 0))) / size
+        f = rho * (a.f + _times(np.abs(v), b.f)) / size + 1
     return v, m, f
 
 
@@ -833,6 +833,11 @@ def _ev_exact(fn: Callable[..., Any]) -> Callable[[_Run, _Node, list[_State]], A
         return v, _largest(a.m for a in args), _largest(a.f for a in args)
 
     return rule
+
+
+def _times(slope: Any, error: Any) -> Any:
+    """slope·error, where an error of exactly 0 contributes 0 even to an infinite slope."""
+    return np.where(error == 0, 0.0, slope * error)
 
 
 def _largest(values: Iterable[Any]) -> Any:
@@ -888,7 +893,7 @@ def _unary(
         if run.analysis.nodes[node.args[0]].exact:
             return v, np.abs(v), 1.0
         s = slope(run, node, a)
-        return v, s * a.m + np.abs(v), s * a.f + 1
+        return v, _times(s, a.m) + np.abs(v), _times(s, a.f) + 1
 
     return rule
 
@@ -945,7 +950,7 @@ def _ev_pow(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
         return (v, a.m, a.f) if c == 1 else (v, np.abs(v), 1.0)
     if c is not None:
         s = _power_slope(run, node, a, c)
-        return v, s * a.m + np.abs(v), s * a.f + 1
+        return v, _times(s, a.m) + np.abs(v), _times(s, a.f) + 1
     return _pow_general(run, node, a, b, v)
 
 
@@ -969,7 +974,8 @@ def _pow_general(run: _Run, node: _Node, a: _State, b: _State, v: Any) -> tuple[
     safe = np.where(a.v != 0, np.abs(a.v), 1.0)
     ds_a = np.abs(b.v) * np.abs(np.power(safe, b.v - 1))
     ds_b = np.abs(v) * np.abs(np.log(safe))
-    return v, ds_a * a.m + ds_b * b.m + np.abs(v), ds_a * a.f + ds_b * b.f + 1
+    m = _times(ds_a, a.m) + _times(ds_b, b.m) + np.abs(v)
+    return v, m, _times(ds_a, a.f) + _times(ds_b, b.f) + 1
 
 
 _EVALUATORS: dict[str, Callable[[_Run, _Node, list[_State]], tuple[Any, Any, Any]]] = {
@@ -1053,7 +1059,12 @@ class Analysis:
         state = _State(v, m, f)
         _errors(node, state, self.precision)
         if node.op not in ("gt", "ge", "le"):
-            run.flag("overflow", node, np.abs(v) + state.e >= self.precision.largest)
+            size = np.abs(v)
+            run.flag(
+                "overflow",
+                node,
+                (size >= self.precision.largest) | (size + state.e >= self.precision.largest),
+            )
             new_nan = np.isnan(v) & ~functools.reduce(np.logical_or, _nans(args), False)
             run.flag("undefined", _labelled(node, "has no real value"), new_nan)
         run.states[i] = state
@@ -1173,9 +1184,9 @@ def magnitude(expr: sympy.Expr) -> Magnitude:
     (2*(Abs(w)*Abs(x) + Abs(y))*Abs(x), 4)
     """
     if expr.is_Symbol:
-        return Magnitude(sympy.Abs(expr), 0)
+        return Magnitude(_abs(expr), 0)
     if expr.is_Number or expr in (sympy.pi, sympy.E):
-        return Magnitude(sympy.Abs(expr), _number_roundings(expr))
+        return Magnitude(_abs(expr), _number_roundings(expr))
     if isinstance(expr, sympy.Add | sympy.Mul):
         return _magnitude_nary(expr)
     if isinstance(expr, sympy.Pow):
@@ -1225,13 +1236,18 @@ def _magnitude_pow(expr: sympy.Pow) -> Magnitude:
         floor = n * mb.expr ** (n - 1) * mb.floor + 1
         return Magnitude(mb.expr**n, n * mb.k + pow_roundings(n), floor)
     if exponent == sympy.S.Half:
-        root = sympy.sqrt(sympy.Abs(base))
+        root = sympy.sqrt(_abs(base))
         k = mb.k + roundings("sqrt", FLOAT64)
         return Magnitude(mb.expr / (2 * root) + root, k, mb.floor / (2 * root) + 1)
     me = magnitude(exponent)
-    slope_base = sympy.Abs(exponent) * sympy.Abs(base) ** (exponent - 1)
-    slope_exp = sympy.Abs(expr) * sympy.Abs(sympy.log(sympy.Abs(base)))
-    total = slope_base * mb.expr + slope_exp * me.expr + sympy.Abs(expr)
+    slope_base = _abs(exponent) * _abs(base) ** (exponent - 1)
+    # An exponent that is a number the float64 exponent holds exactly adds no error.
+    slope_exp = (
+        sympy.S.Zero
+        if me.k == 0 and exponent.is_Number
+        else _abs(expr) * _abs(sympy.log(_abs(base)))
+    )
+    total = slope_base * mb.expr + slope_exp * me.expr + _abs(expr)
     floor = slope_base * mb.floor + slope_exp * me.floor + 1
     c = float(exponent) if exponent.is_Number else None
     return Magnitude(total, max(mb.k, me.k) + pow_roundings(c), floor)
@@ -1253,7 +1269,7 @@ _FUNCTION_NAMES = {
 
 def _magnitude_function(expr: sympy.Expr) -> Magnitude:
     if isinstance(expr, _EXACT):
-        return Magnitude(sympy.Abs(expr), 0)
+        return Magnitude(_abs(expr), 0)
     parts = [magnitude(a) for a in expr.args]
     if isinstance(expr, _LIPSCHITZ):
         return Magnitude(
@@ -1267,19 +1283,24 @@ def _magnitude_function(expr: sympy.Expr) -> Magnitude:
     if name is None:
         raise ValueError(f"no magnitude rule for {expr.func}")
     (arg,) = expr.args
-    slope = sympy.Abs(sympy.diff(expr.func(_T), _T).subs(_T, arg))
+    slope = _abs(sympy.diff(expr.func(_T), _T).subs(_T, arg))
     k = parts[0].k + roundings(name, FLOAT64)
-    return Magnitude(slope * parts[0].expr + sympy.Abs(expr), k, slope * parts[0].floor + 1)
+    return Magnitude(slope * parts[0].expr + _abs(expr), k, slope * parts[0].floor + 1)
 
 
 _T = sympy.Symbol("t", real=True)
+
+
+def _abs(expr: sympy.Expr) -> sympy.Expr:
+    """|expr|, left unevaluated: SymPy would rewrite |exp(w**(5/3))| with re() and arg()."""
+    return sympy.Abs(expr) if expr.is_Symbol or expr.is_Number else sympy.Abs(expr, evaluate=False)
 
 
 def _magnitude_huber(expr: sympy.Expr, parts: list[Magnitude]) -> Magnitude:
     """NumPy's huber: where(|r| <= d, 0.5*r*r, d*(|r| - 0.5*d))."""
     r, d = expr.args
     mr, md = parts
-    inside = sympy.Abs(r) <= d
+    inside = _abs(r) <= d
     value = sympy.Piecewise((mr.expr**2 / 2, inside), (md.expr * (mr.expr + md.expr / 2), True))
     floor = sympy.Piecewise(
         (mr.expr * mr.floor + 2, inside),
