@@ -103,8 +103,10 @@ def test_seed_bound_is_the_hand_derived_one(point):
     """For (wx − y)², k = 3 (w·x, − y, the backward product; doubling is exact) and
     S = 2|x|(|w||x| + |y|), as tests/test_autodiff.py derives by hand.
 
-    S is evaluated in float64 and raised by 1 + γ_{2n}(2⁻⁵³) for its own rounding,
-    so it may exceed the hand value by that factor and no more.
+    Both S and the hand value are computed in float64: the hand value (4 operations)
+    errs by γ_4(2⁻⁵³) relative, S is raised by 1 + γ_{2n}(2⁻⁵³) for its own rounding
+    (n ≈ 10 operations), so S lies between the hand value and the hand value times
+    (1 + γ_{2n})(1 + γ_4)/(1 − γ_4) ≤ 1 + γ_{4n}.
     """
     problem, _, _, analysis = shipped("seed-w", "w", "float32")
     a = analysis.assess({k: np.array([v]) for k, v in point.items()})

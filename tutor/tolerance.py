@@ -277,6 +277,7 @@ class _Graph:
         self.context = ""  # what the operations being added compute, for reports
 
     def add(self, node: _Node) -> int:
+        """Return the index of ``node``, adding it unless an identical one exists."""
         key = (node.op, node.args, node.value, node.fraction, node.name, node.rows, node.k)
         if key not in self._index:
             self._index[key] = len(self.nodes)
@@ -337,6 +338,7 @@ class _Graph:
         return self.const(value, rows=any(n.rows for n in nodes))
 
     def addn(self, terms: Sequence[int]) -> int:
+        """Return the sum of gradient contributions (TF's AddN), or the one contribution."""
         return terms[0] if len(terms) == 1 else self.op("addn", *terms, text="a sum of gradients")
 
 
@@ -766,6 +768,7 @@ class _Run:
     hazards: list[Hazard] = field(default_factory=list)
 
     def flag(self, kind: str, node: _Node, mask: Any) -> None:
+        """Record a hazard of ``kind`` at the points of ``mask`` (any row counts)."""
         if not np.any(mask):
             return
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), self.shape)

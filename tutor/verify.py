@@ -155,24 +155,28 @@ def box(problem: Problem) -> dict[str, tuple[float, float]]:
     out = {}
     for name in sampled(problem):
         low, high = problem.verify.get(name, DEFAULT_BOX)
-        lo32 = _float32_at_least(low)
-        hi32 = -_float32_at_least(-high)
-        tiny = float(np.finfo(np.float32).tiny)
-        if lo32 > hi32 or (not lo32 <= 0 <= hi32 and max(abs(lo32), abs(hi32)) < tiny):
+        lo32, hi32 = _float32_at_least(low), -_float32_at_least(-high)
+        if lo32 > hi32:
             raise UsageError(
-                f"[verify] {name} = [{low}, {high}] holds no normal float32 number or zero; "
-                "widen the box"
+                f"[verify] {name} = [{low}, {high}] holds no float32 number that is normal "
+                "or zero; widen the box"
             )
         out[name] = (lo32, hi32)
     return out
 
 
 def _float32_at_least(value: float) -> float:
-    """The smallest float32 number ≥ ``value``."""
+    """Return the smallest float32 number ≥ ``value`` that is zero or normal (or the largest)."""
+    largest = float(np.finfo(np.float32).max)
+    tiny = float(np.finfo(np.float32).tiny)
+    value = min(max(value, -largest), largest)
     rounded = np.float32(value)
     if float(rounded) < value:
         rounded = np.nextafter(rounded, np.float32(np.inf))
-    return float(rounded)
+    result = float(rounded)
+    if 0 < abs(result) < tiny:  # subnormal: TF would flush it; move to 0 or the first normal
+        result = tiny if result > 0 else 0.0
+    return result
 
 
 def point_strategy(problem: Problem) -> Any:
@@ -277,6 +281,7 @@ class Probe:
 
     @property
     def precision(self) -> Precision:
+        """The floating-point type TF computes in."""
         return self.analysis.precision
 
     def check(self, values: Mapping[str, float]) -> Check:
@@ -378,27 +383,33 @@ def _judge(
             values
         )
     check = dataclasses.replace(check, symbolic=float(exact), error=float(error))
-    hazards = a.hazards_at(0)
-    if within and math.isfinite(check.tolerance):
+    return _verdict(check, a.hazards_at(0), bool(within), prec)
+
+
+def _verdict(check: Check, hazards: Sequence[Hazard], within: bool, prec: Precision) -> Check:
+    """Return ``check`` with its verdict: a kink is always reported, other hazards on a miss."""
+    within = within and math.isfinite(check.tolerance)
+    kind = hazards[0].kind if hazards else ""
+    if kind != "kink" and within:
         return dataclasses.replace(check, verdict="pass")
     if hazards:
-        note = _hazard_note(hazards, float(exact), autodiff, prec)
-        return dataclasses.replace(check, verdict=hazards[0].kind, note=note)
+        note = _hazard_note(hazards, check, within, prec)
+        return dataclasses.replace(check, verdict=kind, note=note)
     return dataclasses.replace(check, verdict="fail")
 
 
-def _hazard_note(
-    hazards: Sequence[Hazard], symbolic: float, autodiff: float, prec: Precision
-) -> str:
+def _hazard_note(hazards: Sequence[Hazard], check: Check, within: bool, prec: Precision) -> str:
     """Say why the bound does not apply at a point, and what each side returned there."""
     kind = hazards[0].kind
     where = "; ".join(h.text for h in hazards)
-    sides = f"SymPy gives {symbolic!r}, TF gives {autodiff!r}"
+    sides = f"SymPy gives {check.symbolic!r}, TF gives {check.autodiff!r}"
     if kind == "kink":
-        return (
-            f"at a kink ({where}), within rounding error of the switch, where TF takes the "
-            f"branch its rounded values choose and SymPy its own convention; {sides}"
+        agree = (
+            "they agree within the bound"
+            if within
+            else "TF takes the branch its rounded values choose, SymPy its own convention"
         )
+        return f"at a kink ({where}, within rounding error of the switch): {sides}; {agree}"
     if kind == "singular":
         return f"at a singular point ({where}), within rounding error of it; {sides}"
     if kind == "undefined":
@@ -423,6 +434,7 @@ class _Tally:
         self.calls = 0
 
     def add(self, check: Check) -> Check:
+        """Count ``check`` and return it."""
         self.calls += 1
         self.counts[check.verdict] += 1
         if check.verdict not in ("pass", "fail"):
@@ -446,11 +458,13 @@ def search(
 ) -> list[PartialReport]:
     """Return one report per wrt partial, from Hypothesis searching the box for a disagreement.
 
-    At most ``examples`` points are tried per partial; a disagreement is shrunk
-    to a small counterexample. No example database is used, so nothing is
-    written to the current directory. ``seed`` makes the search repeatable (one
-    is chosen and reported when it is None).
+    ``examples`` points are generated per partial; a disagreement is shrunk to
+    a small counterexample. No example database is used, so nothing is written
+    to the current directory. ``seed`` makes the search repeatable (one is
+    chosen and reported when it is None). ``gradient`` replaces TensorFlow's
+    gradient, ``derivation`` SymPy's: how a test injects a wrong one.
     """
+    _check_counts(examples, None, seed)
     derivation = derivation or derive(problem)
     seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     reports = []
@@ -472,6 +486,8 @@ def _search_partial(p: Probe, examples: int, seed: int) -> PartialReport:
     from hypothesis.errors import NoSuchExample
 
     tally = _Tally()
+    # No example database: nothing is written to the current directory. The seed, not
+    # the active profile, decides the points; TF's first call is slow, so no deadline.
     options = settings(
         database=None,
         max_examples=examples,
@@ -544,8 +560,7 @@ def batch(
     is added to the tolerance; TF's gradient comes from one tape call over all
     points. A disagreement is reported at the failing point nearest the origin.
     """
-    if not 1 <= size <= MAX_BATCH:
-        raise UsageError(f"--batch {size}: give a number of points from 1 to {MAX_BATCH}")
+    _check_counts(None, size, seed)
     derivation = derivation or derive(problem)
     seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     wrt = tuple(p.symbol for p in derivation.partials)
@@ -572,20 +587,27 @@ class _Batch:
 
     @functools.cached_property
     def error(self) -> np.ndarray:
+        """|TF − SymPy| at each point."""
         with np.errstate(all="ignore"):
             return np.abs(self.autodiff - self.reference)
 
     @functools.cached_property
+    def within(self) -> np.ndarray:
+        """Whether each point's error is within its (finite) tolerance."""
+        return (self.error <= self.tolerance) & np.isfinite(self.tolerance)
+
+    @functools.cached_property
     def verdicts(self) -> np.ndarray:
-        """Each point's verdict as an index into :data:`VERDICTS`."""
+        """Each point's verdict as an index into :data:`VERDICTS`, as :func:`_verdict` decides."""
         size = len(self.error)
         masks = {kind: np.zeros(size, dtype=bool) for kind in HAZARD_KINDS}
         for h in self.assessment.hazards:
             masks[h.kind] |= h.mask
         verdicts = np.full(size, VERDICTS.index("fail"), dtype=np.int8)
-        for kind in reversed(HAZARD_KINDS):  # the first kind explains a point first
+        for kind in reversed(HAZARD_KINDS[1:]):  # the first kind explains a point first
             verdicts[masks[kind]] = VERDICTS.index(kind)
-        verdicts[(self.error <= self.tolerance) & np.isfinite(self.tolerance)] = 0
+        verdicts[self.within] = VERDICTS.index("pass")
+        verdicts[masks["kink"]] = VERDICTS.index("kink")
         undefined = ~np.isfinite(self.reference)
         verdicts[undefined] = VERDICTS.index("undefined")
         verdicts[undefined & masks["overflow"]] = VERDICTS.index("overflow")
@@ -593,15 +615,8 @@ class _Batch:
 
     def check(self, i: int) -> Check:
         """Return the comparison at point ``i``."""
-        verdict = VERDICTS[int(self.verdicts[i])]
         symbolic, autodiff = float(self.reference[i]), float(self.autodiff[i])
-        hazards = self.assessment.hazards_at(i)
-        note = ""
-        if verdict == "undefined":
-            note = f"SymPy's gradient is undefined here; TF gives {autodiff!r}"
-        elif verdict != "pass" and hazards and verdict == hazards[0].kind:
-            note = _hazard_note(hazards, symbolic, autodiff, self.probe.precision)
-        return Check(
+        check = Check(
             values={k: float(v[i]) for k, v in self.points.items()},
             symbolic=symbolic if math.isfinite(symbolic) else None,
             autodiff=autodiff,
@@ -610,9 +625,13 @@ class _Batch:
             floor=float(self.assessment.floor[i]),
             tolerance=float(self.tolerance[i]),
             u=self.probe.precision.u,
-            verdict=verdict,
-            note=note,
+            verdict=VERDICTS[int(self.verdicts[i])],
         )
+        if check.symbolic is None:
+            note = f"SymPy's gradient is not a finite float64 here; TF gives {autodiff!r}"
+            return dataclasses.replace(check, note=note)
+        hazards = self.assessment.hazards_at(i)
+        return _verdict(check, hazards, bool(self.within[i]), self.probe.precision)
 
     def worst(self) -> Check | None:
         """Return the passing or failing point whose error beyond the floor is the most u·S."""
@@ -633,6 +652,7 @@ class _Batch:
         return self.check(int(failures[np.argmin(sizes)]))
 
     def tally(self) -> _Tally:
+        """Return the counts, the worst point and one point of each special verdict."""
         tally = _Tally()
         tally.calls = len(self.error)
         for i, verdict in enumerate(VERDICTS):
