@@ -44,7 +44,6 @@ class Analysis:
     lr_bound: float | None = None
     lr_bound_formula: sympy.Expr | None = None
     contraction: float | None = None
-    contraction_formula: sympy.Expr | None = None
     suggested_lr: float | None = None
     steps_to_tolerance: int | None = None
     iteration: tuple[tuple[float, ...], ...] | None = None
@@ -67,8 +66,6 @@ class Analysis:
 
 #: The tolerance on |θ_k − θ*| used for "steps to reach a tolerance" when the file has none.
 DEFAULT_TOLERANCE = 1e-3
-
-_ETA = sympy.Symbol("eta", positive=True)
 
 
 def analyse(problem: Problem, wrt: tuple[str, ...] | None = None) -> Analysis:
@@ -149,7 +146,6 @@ def _quadratic(
         lr_bound=2 / lam_max,
         lr_bound_formula=_bound_formula(problem, hessian),
         contraction=rho,
-        contraction_formula=sympy.factor(1 - _ETA * hessian[0, 0]) if len(names) == 1 else None,
         suggested_lr=2 / (lam_max + lam_min) if lam_min > 0 else 1 / lam_max,
         steps_to_tolerance=_steps_needed(problem, names, fixed, rho),
         iteration=tuple(tuple(float(v) for v in row) for row in iteration),

@@ -53,11 +53,6 @@ class Problem:
         """Return the SymPy symbol the loss uses for ``name``."""
         return make_symbol(name)
 
-    @property
-    def parameters(self) -> dict[str, float]:
-        """Values of every symbol with a value, constants included (not data columns)."""
-        return {**self.constants, **self.values}
-
 
 @dataclass(frozen=True)
 class Step:

@@ -83,7 +83,7 @@ def analysis_lines(deriv: Derivation) -> list[str]:
             formula = a.fixed_point_formula[s] if a.fixed_point_formula else None
             shown = f"{unicode(formula)} = " if formula is not None and formula.free_symbols else ""
             lines.append(f"  fixed point: {s}* = {shown}{number(a.fixed_point[s])}")
-    if a.contraction_formula is not None:
+    if len(names) == 1 and a.iteration is not None:
         s = names[0]
         factor = f"1 − {unicode(sympy.Symbol('eta') * a.hessian[0, 0])}"
         lines.append(
