@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .expression import Binary, Call, Name, Node, Num, Unary
-from .model import Problem, RawUpdate
+from .model import Columns, Problem, RawUpdate
 
 _tf: Any = None
 
@@ -114,6 +114,23 @@ class TensorFlowBackend:
     (20.25, {'w': -27.0})
     """
 
+    #: The number of steps from which a run is compiled rather than eager:
+    #: about where tracing the loop (some 40 ms) costs what the eager
+    #: updates it replaces (some 0.25 ms each) would.
+    compile_from = 150
+
+    #: Updates per iteration of the compiled loop. Unrolling amortises the
+    #: loop's own control flow; each update is still the same operations.
+    unroll = 8
+
+    def __init__(self) -> None:
+        self._traced: dict[tuple[Any, ...], Any] = {}
+
+    @property
+    def traces(self) -> int:
+        """How many times a compiled descent has been traced (once per loss, dtype and style)."""
+        return sum(f.experimental_get_tracing_count() for f in self._traced.values())
+
     def _setup(self, problem: Problem) -> tuple[Any, Any, dict[str, Any]]:
         tf = tensorflow()
         dtype = tf.float64 if problem.dtype == "float64" else tf.float32
@@ -167,16 +184,29 @@ class TensorFlowBackend:
         Each update is ``s ← s − η·g`` in the problem's dtype, in TensorFlow's
         order of operations: rebinding a tensor, or ``assign_sub`` on a
         Variable. A run of at least ``compile_from`` known ``steps`` is computed
-        in one compiled loop (``tf.function``, no XLA), whose iterates are
-        bit-identical to the eager loop's; shorter or open-ended runs stay eager.
+        in one compiled loop (see :meth:`record`); shorter or open-ended runs
+        stay eager.
         """
         if steps is not None and steps >= self.compile_from:
-            yield from self._compiled(problem, values, steps)
+            yield from _raw_updates(self.record(problem, values, steps))
         else:
             yield from self._eager(problem, values)
 
-    #: The number of steps from which a run is compiled rather than eager.
-    compile_from = 100
+    def record(self, problem: Problem, values: Mapping[str, float], steps: int) -> Columns:
+        """Return ``steps`` updates from ``values`` as columns (``symbolic`` left unset).
+
+        From ``compile_from`` steps the whole descent is one ``tf.function``
+        (without XLA, whose fused multiply-add would change the last bits),
+        traced once per loss, dtype and style and reused for any start and
+        step count. Its iterates are bit-identical to the eager loop's. Every
+        update is computed even after a value stops being finite; the caller
+        finds the first such update.
+        """
+        names = tuple(values)
+        if steps < self.compile_from:
+            runner = self._eager(problem, values)
+            return _columns([next(runner) for _ in range(steps)], names, problem.wrt)
+        return self._compiled(problem, values, steps)
 
     def _eager(self, problem: Problem, values: Mapping[str, float]) -> Iterator[RawUpdate]:
         env = self._bind(problem, values)
@@ -196,44 +226,76 @@ class TensorFlowBackend:
                 updated={n: float(env[n].numpy()) for n in problem.wrt},
             )
 
-    def _compiled(
-        self, problem: Problem, values: Mapping[str, float], steps: int
-    ) -> Iterator[RawUpdate]:
+    def _compiled(self, problem: Problem, values: Mapping[str, float], steps: int) -> Columns:
+        import numpy as np
+
         tf, dtype, _ = self._setup(problem)
-        env = self._bind(problem, values)
         wrt = problem.wrt
-        rate = tf.constant(problem.learning_rate, dtype=dtype)
-        loop = tf.function(
-            self._loop_body(problem, env, rate, dtype), jit_compile=False, autograph=False
+        fixed = {**problem.constants, **{n: v for n, v in values.items() if n not in wrt}}
+        loop = self._loop(problem, tuple(fixed))
+        # Row k holds the values before update k, the loss and the gradient
+        # there; steps + 1 rows give the values after the last update too.
+        blocks = steps // self.unroll + 1
+        rows = loop(
+            tf.constant(blocks),
+            tf.constant([values[n] for n in wrt], dtype=dtype),
+            tf.constant(list(fixed.values()), shape=[len(fixed)], dtype=dtype),
+            tf.constant(problem.learning_rate, dtype=dtype),
         )
-        records, last = loop(tf.constant(steps))
-        # One row per update: the values before it, the loss, the gradient.
-        rows = records.numpy().tolist()
         m = len(wrt)
-        after = [row[:m] for row in rows[1:]] + [last.numpy().tolist()]
-        fixed = {n: float(v) for n, v in values.items() if n not in wrt}
-        for row, new in zip(rows, after, strict=True):
-            yield RawUpdate(
-                values={**fixed, **dict(zip(wrt, row[:m], strict=True))},
-                loss=row[m],
-                gradient=dict(zip(wrt, row[m + 1 :], strict=True)),
-                updated=dict(zip(wrt, new, strict=True)),
+        table = rows.numpy().astype(np.float64).reshape(-1, 2 * m + 1)[: steps + 1]
+        names = tuple(values)
+        # The values that are not descended, rounded to the dtype as the eager run holds them.
+        held = np.array([values[n] for n in names], dtype=problem.dtype).astype(np.float64)
+        before = np.repeat(held[None, :], steps, axis=0)
+        for j, name in enumerate(wrt):
+            before[:, names.index(name)] = table[:steps, j]
+        return Columns(
+            names=names,
+            wrt=wrt,
+            values=before,
+            loss=table[:steps, m],
+            autodiff=table[:steps, m + 1 :],
+            updated=table[1:, :m],
+        )
+
+    def _loop(self, problem: Problem, fixed: tuple[str, ...]) -> Any:
+        """Return the traced descent for this loss, dtype and style, tracing it on first use."""
+        key = (
+            problem.tree,
+            problem.wrt,
+            problem.dtype,
+            problem.variables,
+            fixed,
+            tuple(problem.data.items()),
+        )
+        if key not in self._traced:
+            tf = tensorflow()
+            self._traced[key] = tf.function(
+                self._loop_body(problem, fixed), jit_compile=False, autograph=False
             )
+        return self._traced[key]
 
-    def _loop_body(self, problem: Problem, env: dict[str, Any], rate: Any, dtype: Any) -> Any:
-        """Return the whole descent as one function of the step count, for ``tf.function``.
+    def _loop_body(self, problem: Problem, fixed: tuple[str, ...]) -> Any:
+        """Return the whole descent as one function, for ``tf.function``.
 
-        Each iteration writes one row (values before, loss, gradient) to a
-        TensorArray: fewer graph operations per update than a row per quantity.
+        Its arguments are the number of loop iterations, the start of the
+        descended values, the held values and the learning rate. Each
+        iteration takes ``unroll`` updates and writes their rows (values
+        before, loss, gradient) to a TensorArray as one block.
         """
-        tf = tensorflow()
+        tf, dtype, data = self._setup(problem)
         wrt = problem.wrt
-        variable = problem.variables == "variable"
+        variables = (
+            {n: tf.Variable(0.0, dtype=dtype, name=n) for n in wrt}
+            if problem.variables == "variable"
+            else None
+        )
 
-        def step(k: Any, theta: Any, records: Any) -> Any:
-            current = {n: env[n] for n in wrt} if variable else dict(zip(wrt, theta, strict=True))
+        def update(env: dict[str, Any], theta: tuple[Any, ...], rate: Any) -> Any:
+            current = variables if variables is not None else dict(zip(wrt, theta, strict=True))
             with tf.GradientTape() as tape:
-                if not variable:
+                if variables is None:
                     for n in wrt:
                         tape.watch(current[n])
                 loss = self._loss(problem, {**env, **current}, dtype)
@@ -242,22 +304,66 @@ class TensorFlowBackend:
                 [current[n] for n in wrt],
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
-            before = [tf.convert_to_tensor(current[n]) for n in wrt]
-            row = tf.stack([*before, loss, *grads])
-            if variable:
+            row = tf.stack([*(tf.convert_to_tensor(current[n]) for n in wrt), loss, *grads])
+            if variables is not None:
                 for n, g in zip(wrt, grads, strict=True):
-                    current[n].assign_sub(rate * g)
-                new = tuple(current[n].read_value() for n in wrt)
-            else:
-                new = tuple(current[n] - rate * g for n, g in zip(wrt, grads, strict=True))
-            return k + 1, new, records.write(k, row)
+                    variables[n].assign_sub(rate * g)
+                return tuple(variables[n].read_value() for n in wrt), row
+            return tuple(current[n] - rate * g for n, g in zip(wrt, grads, strict=True)), row
 
-        def loop(steps: Any) -> Any:
-            start = tuple(tf.convert_to_tensor(env[n]) for n in wrt)
-            state = (tf.constant(0), start, tf.TensorArray(dtype, size=steps))
-            _, last, records = tf.while_loop(
-                lambda k, *_: k < steps, step, state, parallel_iterations=1
+        def loop(blocks: Any, start: Any, held: Any, rate: Any) -> Any:
+            env = {**data, **dict(zip(fixed, tf.unstack(held, num=len(fixed)), strict=True))}
+            theta = tuple(tf.unstack(start, num=len(wrt)))
+            if variables is not None:
+                for n, value in zip(wrt, theta, strict=True):
+                    variables[n].assign(value)
+
+            one = tf.function(update, autograph=False)
+
+            def body(k: Any, theta: Any, records: Any) -> Any:
+                rows = []
+                for _ in range(self.unroll):
+                    theta, row = one(env, theta, rate)
+                    rows.append(row)
+                return k + 1, theta, records.write(k, tf.stack(rows))
+
+            state = (tf.constant(0), theta, tf.TensorArray(dtype, size=blocks))
+            _, _, records = tf.while_loop(
+                lambda k, *_: k < blocks, body, state, parallel_iterations=1
             )
-            return records.stack(), tf.stack(last)
+            return records.stack()
 
         return loop
+
+
+def _columns(raws: list[RawUpdate], names: tuple[str, ...], wrt: tuple[str, ...]) -> Columns:
+    import numpy as np
+
+    def table(rows: list[list[float]], width: int) -> Any:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+
+    return Columns(
+        names=names,
+        wrt=wrt,
+        values=table([[r.values[n] for n in names] for r in raws], len(names)),
+        loss=np.array([r.loss for r in raws], dtype=np.float64),
+        autodiff=table([[r.gradient[n] for n in wrt] for r in raws], len(wrt)),
+        updated=table([[r.updated[n] for n in wrt] for r in raws], len(wrt)),
+    )
+
+
+def _raw_updates(columns: Columns) -> Iterator[RawUpdate]:
+    names, wrt = columns.names, columns.wrt
+    for values, loss, gradient, updated in zip(
+        columns.values.tolist(),
+        columns.loss.tolist(),
+        columns.autodiff.tolist(),
+        columns.updated.tolist(),
+        strict=True,
+    ):
+        yield RawUpdate(
+            values=dict(zip(names, values, strict=True)),
+            loss=loss,
+            gradient=dict(zip(wrt, gradient, strict=True)),
+            updated=dict(zip(wrt, updated, strict=True)),
+        )

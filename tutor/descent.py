@@ -8,13 +8,14 @@ how the run ended.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from .model import Derivation, Point, Problem, RawUpdate, Trajectory, Update
+from .model import Columns, Derivation, Point, Problem, Trajectory
 from .numeric import evaluate
 
 
@@ -25,9 +26,7 @@ class GradientBackend(Protocol):
         self, problem: Problem, values: Mapping[str, float]
     ) -> tuple[float, dict[str, float]]: ...
 
-    def run(
-        self, problem: Problem, values: Mapping[str, float], steps: int | None = None
-    ) -> Iterator[RawUpdate]: ...
+    def record(self, problem: Problem, values: Mapping[str, float], steps: int) -> Columns: ...
 
 
 #: How many consecutive growing losses flag a run as diverging.
@@ -41,20 +40,32 @@ def symbolic_gradients(
 
     With data rows, each partial is the mean over the rows of the per-row partial.
     """
-    problem = derivation.problem
     if not points:
         return []
-    env: dict[str, Any] = {
-        name: np.array([p[name] for p in points], dtype=np.float64)[:, None] for name in points[0]
-    }
+    names = tuple(points[0])
+    table = np.array([[p[n] for n in names] for p in points], dtype=np.float64)
+    symbols = [p.symbol for p in derivation.partials]
+    return [
+        dict(zip(symbols, row, strict=True))
+        for row in symbolic_columns(derivation, names, table).tolist()
+    ]
+
+
+def symbolic_columns(derivation: Derivation, names: Sequence[str], values: Any) -> Any:
+    """Return SymPy's gradient, one row per row of ``values`` and one column per partial.
+
+    ``values`` is an (n, len(names)) array; the partials are evaluated in float64
+    on whole columns at once.
+    """
+    problem = derivation.problem
+    count = len(values)
+    env: dict[str, Any] = {name: values[:, j, None] for j, name in enumerate(names)}
     env.update({k: np.float64(v) for k, v in problem.constants.items()})
     env.update({k: np.array(v, dtype=np.float64)[None, :] for k, v in problem.data.items()})
-    out: list[dict[str, float]] = [{} for _ in points]
-    for partial in derivation.partials:
-        values = np.broadcast_to(evaluate(partial.result, env), (len(points), max(problem.rows, 1)))
-        means = values.mean(axis=1)
-        for record, value in zip(out, means, strict=True):
-            record[partial.symbol] = float(value)
+    out = np.empty((count, len(derivation.partials)), dtype=np.float64)
+    for j, partial in enumerate(derivation.partials):
+        column = np.broadcast_to(evaluate(partial.result, env), (count, max(problem.rows, 1)))
+        out[:, j] = column.mean(axis=1)
     return out
 
 
@@ -63,7 +74,8 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
 
     The run stops early when every gradient is below the problem's tolerance
     (``converged``) or when the loss or a value stops being finite
-    (``diverged``).
+    (``diverged``): the backend computes every step it is given, and the
+    updates after the stop are dropped here.
     """
     problem = derivation.problem
     start_loss, start_grad = backend.gradient(problem, problem.values)
@@ -73,55 +85,63 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
         symbolic=symbolic_gradients(derivation, [problem.values])[0],
         autodiff=start_grad,
     )
-    raws: list[RawUpdate] = []
-    status, reason = "completed", f"ran all {problem.steps} updates it was given"
-    runner = backend.run(problem, dict(problem.values), problem.steps)
-    for _ in range(problem.steps):
-        raw = next(runner)
-        if problem.tolerance is not None and all(
-            abs(g) < problem.tolerance for g in raw.gradient.values()
-        ):
-            status = "converged"
-            reason = f"every |gradient| < {problem.tolerance:g} after {len(raws)} updates"
-            break
-        raws.append(raw)
-        bad = _non_finite(raw)
-        if bad:
-            status, reason = "diverged", f"at update {len(raws)} {bad}{_bound_note(derivation)}"
-            break
-    symbolic = symbolic_gradients(derivation, [r.values for r in raws])
-    updates = tuple(
-        Update(
-            step=i + 1,
-            values=r.values,
-            loss=r.loss,
-            symbolic=s,
-            autodiff=r.gradient,
-            updated=r.updated,
-        )
-        for i, (r, s) in enumerate(zip(raws, symbolic, strict=True))
+    recorded = backend.record(problem, dict(problem.values), problem.steps)
+    count, status, reason = _stop(derivation, recorded)
+    kept = recorded.head(count)
+    columns = dataclasses.replace(
+        kept, symbolic=symbolic_columns(derivation, kept.names, kept.values)
     )
     if status == "completed":
-        status, reason = _diverging(derivation, updates) or (status, reason)
-    final_loss = updates[-1].loss if updates else None
+        status, reason = _diverging(derivation, columns.loss) or (status, reason)
     return Trajectory(
         derivation=derivation,
         learning_rate=problem.learning_rate,
         start=start,
-        updates=updates,
+        columns=columns,
         status=status,
         reason=reason,
-        final_loss=final_loss,
+        final_loss=float(columns.loss[-1]) if count else None,
     )
 
 
-def _non_finite(raw: RawUpdate) -> str:
-    if not math.isfinite(raw.loss):
-        return f"the loss overflowed to {raw.loss}"
-    for name, value in raw.gradient.items():
+def _stop(derivation: Derivation, columns: Columns) -> tuple[int, str, str]:
+    """Return how many updates the run keeps, its status and why.
+
+    It converges before the first update whose every |gradient| is below the
+    tolerance, and diverges at the first update with a non-finite loss,
+    gradient or new value (that update is kept, to be shown).
+    """
+    problem = derivation.problem
+    steps = len(columns)
+    converged = diverged = steps
+    if problem.tolerance is not None and steps:
+        small = np.all(np.abs(columns.autodiff) < problem.tolerance, axis=1)
+        converged = int(np.argmax(small)) if small.any() else steps
+    finite = np.isfinite(columns.loss)
+    finite &= np.all(np.isfinite(columns.autodiff), axis=1)
+    finite &= np.all(np.isfinite(columns.updated), axis=1)
+    if not finite.all():
+        diverged = int(np.argmin(finite))
+    if converged <= diverged and converged < steps:
+        return (
+            converged,
+            "converged",
+            (f"every |gradient| < {problem.tolerance:g} after {converged} updates"),
+        )
+    if diverged < steps:
+        why = _non_finite(columns, diverged)
+        return diverged + 1, "diverged", f"at update {diverged + 1} {why}{_bound_note(derivation)}"
+    return steps, "completed", f"ran all {problem.steps} updates it was given"
+
+
+def _non_finite(columns: Columns, row: int) -> str:
+    loss = float(columns.loss[row])
+    if not math.isfinite(loss):
+        return f"the loss overflowed to {loss}"
+    for name, value in zip(columns.wrt, columns.autodiff[row].tolist(), strict=True):
         if not math.isfinite(value):
             return f"the gradient ∂L/∂{name} overflowed to {value}"
-    for name, value in raw.updated.items():
+    for name, value in zip(columns.wrt, columns.updated[row].tolist(), strict=True):
         if not math.isfinite(value):
             return f"{name} overflowed to {value}"
     return ""
@@ -137,7 +157,7 @@ def _bound_note(derivation: Derivation) -> str:
     )
 
 
-def _diverging(derivation: Derivation, updates: Sequence[Update]) -> tuple[str, str] | None:
+def _diverging(derivation: Derivation, losses: Any) -> tuple[str, str] | None:
     """Return ("diverging", why) when the rate is above the derived bound or the loss grows."""
     analysis = derivation.analysis
     rate = derivation.problem.learning_rate
@@ -146,13 +166,13 @@ def _diverging(derivation: Derivation, updates: Sequence[Update]) -> tuple[str, 
             f"the learning rate {rate:g} is at or above the bound 2/λ_max = "
             f"{analysis.lr_bound:.4g} derived for this loss; try {analysis.suggested_lr:.4g}"
         )
-    if _growing(updates):
+    if _growing(losses):
         return "diverging", f"the loss grew over the last {GROWTH_RUN} updates"
     return None
 
 
-def _growing(updates: Sequence[Update]) -> bool:
-    if len(updates) <= GROWTH_RUN:
+def _growing(losses: Any) -> bool:
+    if len(losses) <= GROWTH_RUN:
         return False
-    last = [u.loss for u in updates[-GROWTH_RUN - 1 :]]
-    return all(b > a for a, b in zip(last, last[1:], strict=False)) and last[-1] > updates[0].loss
+    last = losses[-GROWTH_RUN - 1 :].tolist()
+    return all(b > a for a, b in zip(last, last[1:], strict=False)) and last[-1] > losses[0]

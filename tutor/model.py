@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import sympy
@@ -134,14 +135,78 @@ class Update:
     updated: Mapping[str, float]
 
 
+@dataclass(frozen=True, eq=False)
+class Columns:
+    """A descent's numbers as float64 NumPy arrays, one row per update.
+
+    ``values`` holds every named value before the update, in the order of
+    ``names``; ``loss`` is the loss there; ``autodiff`` and ``symbolic`` hold
+    the two gradients and ``updated`` the descended values after the update,
+    one column per ``wrt`` symbol. ``symbolic`` is None until SymPy's gradient
+    has been evaluated. Long runs stay in this form: building one Python
+    object per update would cost more than computing it.
+    """
+
+    names: tuple[str, ...]
+    wrt: tuple[str, ...]
+    values: Any
+    loss: Any
+    autodiff: Any
+    updated: Any
+    symbolic: Any = None
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def head(self, count: int) -> Columns:
+        """Return the first ``count`` rows."""
+        return Columns(
+            self.names,
+            self.wrt,
+            self.values[:count],
+            self.loss[:count],
+            self.autodiff[:count],
+            self.updated[:count],
+            None if self.symbolic is None else self.symbolic[:count],
+        )
+
+    def updates(self) -> tuple[Update, ...]:
+        """Return one :class:`Update` per row, with Python floats (``symbolic`` must be set)."""
+        names, wrt = self.names, self.wrt
+        return tuple(
+            Update(
+                step=i + 1,
+                values=dict(zip(names, v, strict=True)),
+                loss=loss,
+                symbolic=dict(zip(wrt, s, strict=True)),
+                autodiff=dict(zip(wrt, a, strict=True)),
+                updated=dict(zip(wrt, u, strict=True)),
+            )
+            for i, (v, loss, s, a, u) in enumerate(
+                zip(
+                    self.values.tolist(),
+                    self.loss.tolist(),
+                    self.symbolic.tolist(),
+                    self.autodiff.tolist(),
+                    self.updated.tolist(),
+                    strict=True,
+                )
+            )
+        )
+
+
 @dataclass(frozen=True)
 class Trajectory:
-    """A run of gradient descent and how it ended."""
+    """A run of gradient descent and how it ended.
+
+    The numbers are kept in ``columns``; ``updates`` gives them one object per
+    update, built on first use.
+    """
 
     derivation: Derivation
     learning_rate: float
     start: Point
-    updates: tuple[Update, ...]
+    columns: Columns
     status: str
     reason: str = ""
     final_loss: float | None = None
@@ -149,3 +214,12 @@ class Trajectory:
     @property
     def problem(self) -> Problem:
         return self.derivation.problem
+
+    @property
+    def steps(self) -> int:
+        """The number of updates taken."""
+        return len(self.columns)
+
+    @cached_property
+    def updates(self) -> tuple[Update, ...]:
+        return self.columns.updates()

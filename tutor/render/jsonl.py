@@ -11,8 +11,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .._mathtext import unicode
-from ..model import Derivation, Step, Trajectory, Update
+from ..model import Columns, Derivation, Step, Trajectory, Update
 from . import latex
 
 
@@ -44,22 +46,96 @@ def update(u: Update) -> dict[str, Any]:
     }
 
 
+def updates(columns: Columns) -> list[str]:
+    """Return the JSON line of every update, written straight from the columns.
+
+    Each line is the ``_dump`` of :func:`update`, byte for byte: a float is
+    written by ``float.__repr__`` as :mod:`json` writes it, once per column
+    when the column is constant, and the new values are the next row's old
+    ones. A line with a non-finite number is written by the slower route.
+    """
+    names, wrt, count = columns.names, columns.wrt, len(columns)
+    if not count:
+        return []
+
+    def key(name: str) -> str:
+        return _dump(name).replace("%", "%%")
+
+    template = (
+        '{"step": %s, "loss": %s, "values": {'
+        + ", ".join(f"{key(n)}: %s" for n in names)
+        + '}, "gradient": {'
+        + ", ".join(f'{key(n)}: {{"symbolic": %s, "autodiff": %s}}' for n in wrt)
+        + '}, "updated": {'
+        + ", ".join(f"{key(n)}: %s" for n in wrt)
+        + "}}"
+    )
+    values = {n: _reprs(columns.values[:, j]) for j, n in enumerate(names)}
+    updated = []
+    for j, n in enumerate(wrt):
+        new = columns.updated[:, j]
+        old = columns.values[1:, names.index(n)]
+        if _same_bits(new[:-1], old):
+            updated.append(values[n][1:] + [float.__repr__(float(new[-1]))])
+        else:
+            updated.append(_reprs(new))
+    gradients = []
+    for j in range(len(wrt)):
+        gradients += [_reprs(columns.symbolic[:, j]), _reprs(columns.autodiff[:, j])]
+    fields = zip(
+        range(1, count + 1),
+        _reprs(columns.loss),
+        *values.values(),
+        *gradients,
+        *updated,
+        strict=True,
+    )
+    lines = list(map(template.__mod__, fields))
+    finite = np.isfinite(columns.loss)
+    for table in (columns.values, columns.symbolic, columns.autodiff, columns.updated):
+        finite &= np.isfinite(table).all(axis=1)
+    if not finite.all():
+        slow = columns.updates()
+        for i in np.flatnonzero(~finite).tolist():
+            lines[i] = _dump(update(slow[i]))
+    return lines
+
+
+def _same_bits(a: Any, b: Any) -> bool:
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return a.shape == b.shape and bool((a.view(np.int64) == b.view(np.int64)).all())
+
+
+def _reprs(column: Any) -> list[str]:
+    """Return ``float.__repr__`` of every number in ``column``, computed once if all are equal."""
+    if _same_bits(column, np.broadcast_to(column[:1], column.shape)):
+        return [float.__repr__(float(column[0]))] * len(column)
+    return list(map(float.__repr__, column.tolist()))
+
+
 def trajectory(traj: Trajectory) -> str:
     """Return JSON Lines: one object per update, then ``{"summary": {...}}``."""
-    lines = [_dump(update(u)) for u in traj.updates]
+    columns = traj.columns
+    lines = updates(columns)
     start = traj.start
+    final = (
+        {
+            **dict(zip(columns.names, columns.values[-1].tolist(), strict=True)),
+            **dict(zip(columns.wrt, columns.updated[-1].tolist(), strict=True)),
+        }
+        if len(columns)
+        else start.values
+    )
     summary = {
         "problem": traj.problem.id,
         "status": traj.status,
         "reason": traj.reason,
-        "steps": len(traj.updates),
+        "steps": len(columns),
         "learning_rate": traj.learning_rate,
         "dtype": traj.problem.dtype,
         "variables": traj.problem.variables,
         "final_loss": None if traj.final_loss is None else _num(traj.final_loss),
-        "final_values": _nums({**traj.updates[-1].values, **traj.updates[-1].updated})
-        if traj.updates
-        else _nums(start.values),
+        "final_values": _nums(final),
         "start": {
             "values": _nums(start.values),
             "loss": _num(start.loss),
