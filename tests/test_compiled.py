@@ -128,3 +128,49 @@ def test_json_lines_from_columns_are_those_of_json_dumps(backend, problem_id, ch
         json.dumps(jsonl.update(u), ensure_ascii=False, allow_nan=False) for u in traj.updates
     ]
     assert jsonl.updates(traj.columns) == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 37])
+@pytest.mark.parametrize(
+    ("problem_id", "changes"),
+    [
+        ("seed-w", {"learning_rate": 0.2}),  # overflows at update 46
+        ("huber", {}),  # converges after 39 updates
+        ("seed-variable", {}),
+        ("least-squares", {"dtype": "float64"}),
+    ],
+)
+def test_a_run_in_pieces_is_the_run_in_one(eager, chunk, problem_id, changes):
+    """Each call of the compiled loop starts where the last ended: pieces of any size give
+    the eager run, and a stop inside a later piece is found there."""
+    backend = TensorFlowBackend()
+    backend.chunk = chunk
+    derivation = derive(long(problem_id, **changes))
+    seen = []
+    traj = descend(derivation, backend, on_updates=lambda c, first: seen.append((first, c)))
+    slow = descend(derivation, eager)
+    assert (traj.status, traj.reason) == (slow.status, slow.reason)
+    assert same_columns(traj.columns, slow.columns)
+    assert [first for first, _ in seen] == list(range(1, traj.steps + 1, chunk))
+    assert sum(len(c) for _, c in seen) == traj.steps
+    assert backend.traces == 1
+
+
+def test_stopping_early_stops_the_worker(backend):
+    """A reader that goes away (a closed pipe) ends the run: no thread keeps computing."""
+    import threading
+
+    def gone(columns, first):
+        raise BrokenPipeError
+
+    problem = dataclasses.replace(load("seed-x"), steps=50 * TensorFlowBackend.chunk)
+    with pytest.raises(BrokenPipeError):
+        descend(derive(problem), backend, on_updates=gone)
+    assert not any(t.name == "tutor-descent" for t in threading.enumerate())
+
+
+def test_json_written_piece_by_piece_equals_the_whole_trajectory(run_cli, backend):
+    status, out, _ = run_cli("step", "seed-x", "--steps", "3000", "--format", "json")
+    problem = dataclasses.replace(load("seed-x"), steps=3000)
+    assert status == 0
+    assert out == jsonl.trajectory(descend(derive(problem), backend))

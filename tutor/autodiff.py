@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from .expression import Binary, Call, Name, Node, Num, Unary
@@ -123,6 +125,10 @@ class TensorFlowBackend:
     #: loop's own control flow; each update is still the same operations.
     unroll = 8
 
+    #: Updates per call of the compiled loop: 128 iterations of 8 whose last
+    #: row starts the next call.
+    chunk = 128 * unroll - 1
+
     def __init__(self) -> None:
         self._traced: dict[tuple[Any, ...], Any] = {}
 
@@ -195,18 +201,29 @@ class TensorFlowBackend:
     def record(self, problem: Problem, values: Mapping[str, float], steps: int) -> Columns:
         """Return ``steps`` updates from ``values`` as columns (``symbolic`` left unset).
 
+        Every update is computed, even after a value stops being finite; the
+        caller finds the first such update.
+        """
+        return Columns.concat(list(self.stream(problem, values, steps)), tuple(values), problem.wrt)
+
+    def stream(
+        self, problem: Problem, values: Mapping[str, float], steps: int
+    ) -> Generator[Columns, None, None]:
+        """Yield ``steps`` updates from ``values`` as consecutive pieces of columns.
+
         From ``compile_from`` steps the whole descent is one ``tf.function``
         (without XLA, whose fused multiply-add would change the last bits),
-        traced once per loss, dtype and style and reused for any start and
-        step count. Its iterates are bit-identical to the eager loop's. Every
-        update is computed even after a value stops being finite; the caller
-        finds the first such update.
+        traced once per loss, dtype and style and reused for any start, rate
+        and step count. It is called for ``chunk`` updates at a time in a
+        worker thread, which computes the next piece while the caller uses
+        this one. Its iterates are bit-identical to the eager loop's. Shorter
+        runs are eager and come as one piece. Stopping early stops the worker.
         """
-        names = tuple(values)
         if steps < self.compile_from:
             runner = self._eager(problem, values)
-            return _columns([next(runner) for _ in range(steps)], names, problem.wrt)
-        return self._compiled(problem, values, steps)
+            yield _columns([next(runner) for _ in range(steps)], tuple(values), problem.wrt)
+        else:
+            yield from self._compiled(problem, values, steps)
 
     def _eager(self, problem: Problem, values: Mapping[str, float]) -> Iterator[RawUpdate]:
         env = self._bind(problem, values)
@@ -226,38 +243,64 @@ class TensorFlowBackend:
                 updated={n: float(env[n].numpy()) for n in problem.wrt},
             )
 
-    def _compiled(self, problem: Problem, values: Mapping[str, float], steps: int) -> Columns:
+    def _compiled(
+        self, problem: Problem, values: Mapping[str, float], steps: int
+    ) -> Generator[Columns, None, None]:
         import numpy as np
 
         tf, dtype, _ = self._setup(problem)
-        wrt = problem.wrt
+        wrt, names, m = problem.wrt, tuple(values), len(problem.wrt)
         fixed = {**problem.constants, **{n: v for n, v in values.items() if n not in wrt}}
         loop = self._loop(problem, tuple(fixed))
-        # Row k holds the values before update k, the loss and the gradient
-        # there; steps + 1 rows give the values after the last update too.
-        blocks = steps // self.unroll + 1
-        rows = loop(
-            tf.constant(blocks),
-            tf.constant([values[n] for n in wrt], dtype=dtype),
-            tf.constant(list(fixed.values()), shape=[len(fixed)], dtype=dtype),
-            tf.constant(problem.learning_rate, dtype=dtype),
-        )
-        m = len(wrt)
-        table = rows.numpy().astype(np.float64).reshape(-1, 2 * m + 1)[: steps + 1]
-        names = tuple(values)
-        # The values that are not descended, rounded to the dtype as the eager run holds them.
-        held = np.array([values[n] for n in names], dtype=problem.dtype).astype(np.float64)
-        before = np.repeat(held[None, :], steps, axis=0)
-        for j, name in enumerate(wrt):
-            before[:, names.index(name)] = table[:steps, j]
-        return Columns(
-            names=names,
-            wrt=wrt,
-            values=before,
-            loss=table[:steps, m],
-            autodiff=table[:steps, m + 1 :],
-            updated=table[1:, :m],
-        )
+        held = tf.constant(list(fixed.values()), shape=[len(fixed)], dtype=dtype)
+        rate = tf.constant(problem.learning_rate, dtype=dtype)
+        # The values not descended, rounded to the dtype as the eager run holds them.
+        row = np.array([values[n] for n in names], dtype=problem.dtype).astype(np.float64)
+        columns = [names.index(n) for n in wrt]
+        pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                start = np.array([values[n] for n in wrt], dtype=problem.dtype)
+                done = 0
+                while done < steps and not stop.is_set():
+                    count = min(self.chunk, steps - done)
+                    # Row k holds the values before update k, the loss and the
+                    # gradient there; row ``count`` starts the next piece.
+                    blocks = count // self.unroll + 1
+                    rows = loop(tf.constant(blocks), tf.constant(start), held, rate).numpy()
+                    table = rows.reshape(-1, 2 * m + 1)[: count + 1]
+                    pieces.put(table)
+                    start = table[count, :m]
+                    done += count
+            except BaseException as exc:  # handed to the caller's thread
+                pieces.put(exc)
+
+        worker = threading.Thread(target=work, name="tutor-descent", daemon=True)
+        worker.start()
+        try:
+            done = 0
+            while done < steps:
+                piece = pieces.get()
+                if isinstance(piece, BaseException):
+                    raise piece
+                table = piece.astype(np.float64)
+                count = len(table) - 1
+                before = np.repeat(row[None, :], count, axis=0)
+                before[:, columns] = table[:count, :m]
+                yield Columns(
+                    names=names,
+                    wrt=wrt,
+                    values=before,
+                    loss=table[:count, m],
+                    autodiff=table[:count, m + 1 :],
+                    updated=table[1:, :m],
+                )
+                done += count
+        finally:
+            stop.set()
+            worker.join()
 
     def _loop(self, problem: Problem, fixed: tuple[str, ...]) -> Any:
         """Return the traced descent for this loss, dtype and style, tracing it on first use."""

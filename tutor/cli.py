@@ -14,7 +14,7 @@ from rich.text import Text
 
 from . import __version__
 from .errors import TutorError, UsageError
-from .model import Problem
+from .model import Columns, Problem
 from .problem import DTYPES, MAX_STEPS, VARIABLE_MODES, load, shipped_ids
 from .symbolic import derive, unknown_symbol_message
 
@@ -254,7 +254,6 @@ def step(
     from .autodiff import TensorFlowBackend
     from .descent import descend
 
-    traj = descend(derivation, TensorFlowBackend())
     fmt = fmt or ("rich" if _use_rich() else "plain")
     from .render import jsonl, latex, terminal, text
 
@@ -262,6 +261,15 @@ def step(
         from .render.code import update_code
 
         _write(update_code(loaded) + "\n")
+    if fmt == "json":
+        # Each piece of a long run is written while the next is computed.
+        def write(columns: Columns, first: int) -> None:
+            _write("".join(line + "\n" for line in jsonl.updates(columns, first)))
+
+        traj = descend(derivation, TensorFlowBackend(), on_updates=write)
+        _write(jsonl.summary(traj) + "\n")
+    else:
+        traj = descend(derivation, TensorFlowBackend())
     if interactive:
         _step_through(traj, rich=fmt == "rich")
     elif fmt == "rich":
@@ -272,8 +280,6 @@ def step(
         _write(text.seed(traj))
     elif fmt == "latex":
         _write(latex.trajectory(traj))
-    else:
-        _write(jsonl.trajectory(traj))
     if traj.status == "diverged":
         click.echo(f"tutor step: the descent diverged: {traj.reason}.", err=True)
         sys.exit(1)

@@ -8,9 +8,10 @@ how the run ended.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,7 +27,9 @@ class GradientBackend(Protocol):
         self, problem: Problem, values: Mapping[str, float]
     ) -> tuple[float, dict[str, float]]: ...
 
-    def record(self, problem: Problem, values: Mapping[str, float], steps: int) -> Columns: ...
+    def stream(
+        self, problem: Problem, values: Mapping[str, float], steps: int
+    ) -> Generator[Columns, None, None]: ...
 
 
 #: How many consecutive growing losses flag a run as diverging.
@@ -44,15 +47,14 @@ def symbolic_gradients(
         return []
     names = tuple(points[0])
     table = np.array([[p[n] for n in names] for p in points], dtype=np.float64)
-    symbols = [p.symbol for p in derivation.partials]
     return [
-        dict(zip(symbols, row, strict=True))
+        dict(zip(derivation.problem.wrt, row, strict=True))
         for row in symbolic_columns(derivation, names, table).tolist()
     ]
 
 
 def symbolic_columns(derivation: Derivation, names: Sequence[str], values: Any) -> Any:
-    """Return SymPy's gradient, one row per row of ``values`` and one column per partial.
+    """Return SymPy's gradient, one row per row of ``values`` and one column per wrt symbol.
 
     ``values`` is an (n, len(names)) array; the partials are evaluated in float64
     on whole columns at once.
@@ -62,20 +64,28 @@ def symbolic_columns(derivation: Derivation, names: Sequence[str], values: Any) 
     env: dict[str, Any] = {name: values[:, j, None] for j, name in enumerate(names)}
     env.update({k: np.float64(v) for k, v in problem.constants.items()})
     env.update({k: np.array(v, dtype=np.float64)[None, :] for k, v in problem.data.items()})
-    out = np.empty((count, len(derivation.partials)), dtype=np.float64)
-    for j, partial in enumerate(derivation.partials):
+    out = np.empty((count, len(problem.wrt)), dtype=np.float64)
+    for j, symbol in enumerate(problem.wrt):
+        partial = derivation.partial(symbol)
         column = np.broadcast_to(evaluate(partial.result, env), (count, max(problem.rows, 1)))
         out[:, j] = column.mean(axis=1)
     return out
 
 
-def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
+def descend(
+    derivation: Derivation,
+    backend: GradientBackend,
+    on_updates: Callable[[Columns, int], object] | None = None,
+) -> Trajectory:
     """Run the problem's descent with ``backend`` and return its trajectory.
 
     The run stops early when every gradient is below the problem's tolerance
     (``converged``) or when the loss or a value stops being finite
-    (``diverged``): the backend computes every step it is given, and the
-    updates after the stop are dropped here.
+    (``diverged``): the backend computes the steps it is given in pieces, and
+    the updates after the stop are dropped here. ``on_updates(columns, first)``
+    is called with each piece that is kept, SymPy's gradient added, as soon
+    as it is ready (``first`` is the number of its first update), while the
+    backend computes the next one.
     """
     problem = derivation.problem
     start_loss, start_grad = backend.gradient(problem, problem.values)
@@ -85,12 +95,26 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
         symbolic=symbolic_gradients(derivation, [problem.values])[0],
         autodiff=start_grad,
     )
-    recorded = backend.record(problem, dict(problem.values), problem.steps)
-    count, status, reason = _stop(derivation, recorded)
-    kept = recorded.head(count)
-    columns = dataclasses.replace(
-        kept, symbolic=symbolic_columns(derivation, kept.names, kept.values)
-    )
+    names = tuple(problem.values)
+    status, reason = "completed", f"ran all {problem.steps} updates it was given"
+    kept: list[Columns] = []
+    taken = 0
+    # Closed on the way out, so that a backend computing ahead stops at once.
+    with contextlib.closing(backend.stream(problem, dict(problem.values), problem.steps)) as run:
+        for piece in run:
+            count, ended, why = _stop(derivation, piece, taken)
+            piece = piece.head(count)
+            piece = dataclasses.replace(
+                piece, symbolic=symbolic_columns(derivation, names, piece.values)
+            )
+            kept.append(piece)
+            if on_updates is not None and count:
+                on_updates(piece, taken + 1)
+            taken += count
+            if ended:
+                status, reason = ended, why
+                break
+    columns = Columns.concat(kept, names, problem.wrt)
     if status == "completed":
         status, reason = _diverging(derivation, columns.loss) or (status, reason)
     return Trajectory(
@@ -100,16 +124,17 @@ def descend(derivation: Derivation, backend: GradientBackend) -> Trajectory:
         columns=columns,
         status=status,
         reason=reason,
-        final_loss=float(columns.loss[-1]) if count else None,
+        final_loss=float(columns.loss[-1]) if taken else None,
     )
 
 
-def _stop(derivation: Derivation, columns: Columns) -> tuple[int, str, str]:
-    """Return how many updates the run keeps, its status and why.
+def _stop(derivation: Derivation, columns: Columns, taken: int) -> tuple[int, str, str]:
+    """Return how many of these updates the run keeps, its status and why.
 
-    It converges before the first update whose every |gradient| is below the
-    tolerance, and diverges at the first update with a non-finite loss,
-    gradient or new value (that update is kept, to be shown).
+    ``taken`` updates came before these. The run converges before the first
+    update whose every |gradient| is below the tolerance, and diverges at the
+    first update with a non-finite loss, gradient or new value (that update
+    is kept, to be shown). The status is empty when neither happened here.
     """
     problem = derivation.problem
     steps = len(columns)
@@ -126,12 +151,13 @@ def _stop(derivation: Derivation, columns: Columns) -> tuple[int, str, str]:
         return (
             converged,
             "converged",
-            (f"every |gradient| < {problem.tolerance:g} after {converged} updates"),
+            (f"every |gradient| < {problem.tolerance:g} after {taken + converged} updates"),
         )
     if diverged < steps:
         why = _non_finite(columns, diverged)
-        return diverged + 1, "diverged", f"at update {diverged + 1} {why}{_bound_note(derivation)}"
-    return steps, "completed", f"ran all {problem.steps} updates it was given"
+        at = taken + diverged + 1
+        return diverged + 1, "diverged", f"at update {at} {why}{_bound_note(derivation)}"
+    return steps, "", ""
 
 
 def _non_finite(columns: Columns, row: int) -> str:

@@ -170,12 +170,35 @@ class Columns:
             None if self.symbolic is None else self.symbolic[:count],
         )
 
-    def updates(self) -> tuple[Update, ...]:
+    @staticmethod
+    def concat(pieces: list[Columns], names: tuple[str, ...], wrt: tuple[str, ...]) -> Columns:
+        """Return the rows of ``pieces`` one after another (no rows when there are none)."""
+        import numpy as np
+
+        def stack(field: str, width: int | None) -> Any:
+            arrays = [getattr(p, field) for p in pieces]
+            if any(a is None for a in arrays):
+                return None
+            if not arrays:
+                return np.empty((0,) if width is None else (0, width), dtype=np.float64)
+            return np.concatenate(arrays)
+
+        return Columns(
+            names,
+            wrt,
+            stack("values", len(names)),
+            stack("loss", None),
+            stack("autodiff", len(wrt)),
+            stack("updated", len(wrt)),
+            stack("symbolic", len(wrt)),
+        )
+
+    def updates(self, first: int = 1) -> tuple[Update, ...]:
         """Return one :class:`Update` per row, with Python floats (``symbolic`` must be set)."""
         names, wrt = self.names, self.wrt
         return tuple(
             Update(
-                step=i + 1,
+                step=first + i,
                 values=dict(zip(names, v, strict=True)),
                 loss=loss,
                 symbolic=dict(zip(wrt, s, strict=True)),

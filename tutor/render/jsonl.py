@@ -46,8 +46,10 @@ def update(u: Update) -> dict[str, Any]:
     }
 
 
-def updates(columns: Columns) -> list[str]:
+def updates(columns: Columns, first: int = 1) -> list[str]:
     """Return the JSON line of every update, written straight from the columns.
+
+    ``first`` is the number of the first row's update.
 
     Each line is the ``_dump`` of :func:`update`, byte for byte: a float is
     written by ``float.__repr__`` as :mod:`json` writes it, once per column
@@ -83,7 +85,7 @@ def updates(columns: Columns) -> list[str]:
     for j in range(len(wrt)):
         gradients += [_reprs(columns.symbolic[:, j]), _reprs(columns.autodiff[:, j])]
     fields = zip(
-        range(1, count + 1),
+        range(first, first + count),
         _reprs(columns.loss),
         *values.values(),
         *gradients,
@@ -95,7 +97,7 @@ def updates(columns: Columns) -> list[str]:
     for table in (columns.values, columns.symbolic, columns.autodiff, columns.updated):
         finite &= np.isfinite(table).all(axis=1)
     if not finite.all():
-        slow = columns.updates()
+        slow = columns.updates(first)
         for i in np.flatnonzero(~finite).tolist():
             lines[i] = _dump(update(slow[i]))
     return lines
@@ -115,8 +117,12 @@ def _reprs(column: Any) -> list[str]:
 
 def trajectory(traj: Trajectory) -> str:
     """Return JSON Lines: one object per update, then ``{"summary": {...}}``."""
+    return "".join(line + "\n" for line in [*updates(traj.columns), summary(traj)])
+
+
+def summary(traj: Trajectory) -> str:
+    """Return the last line of :func:`trajectory`: how the run went, where it started and ended."""
     columns = traj.columns
-    lines = updates(columns)
     start = traj.start
     final = (
         {
@@ -126,7 +132,7 @@ def trajectory(traj: Trajectory) -> str:
         if len(columns)
         else start.values
     )
-    summary = {
+    out = {
         "problem": traj.problem.id,
         "status": traj.status,
         "reason": traj.reason,
@@ -144,10 +150,9 @@ def trajectory(traj: Trajectory) -> str:
                 for s in start.autodiff
             },
         },
+        "analysis": analysis(traj.derivation),
     }
-    summary["analysis"] = analysis(traj.derivation)
-    lines.append(_dump({"summary": summary}))
-    return "\n".join(lines) + "\n"
+    return _dump({"summary": out})
 
 
 def analysis(deriv: Derivation) -> dict[str, Any] | None:
