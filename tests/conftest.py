@@ -14,8 +14,10 @@ import sys
 import pytest
 from hypothesis import settings
 
+# No profile has a deadline: the tests check behaviour, benchmarks/run.py measures time.
+settings.register_profile("default", deadline=None)
 settings.register_profile("dev", max_examples=25, deadline=None)
-settings.register_profile("ci", parent=settings.get_profile("ci"), max_examples=200)
+settings.register_profile("ci", parent=settings.get_profile("ci"), max_examples=200, deadline=None)
 # Loading a profile by name picks up the registration above, even when
 # Hypothesis loaded its built-in "ci" profile before this file ran.
 settings.load_profile(

@@ -30,8 +30,6 @@ from tutor.expression import (
 )
 
 SYMBOLS = set(PARSER_SYMBOLS)
-#: Seconds any one hostile text may take to be refused (each takes milliseconds).
-FEW_SECONDS = 3.0
 MARKER = "MARKER"
 
 w, x, y = (make_symbol(n) for n in ("w", "x", "y"))
@@ -196,11 +194,13 @@ HOSTILE = {
 }
 
 
+#: Hostile texts that are well formed and small, refused once SymPy sees their value.
+REFUSED_BY_SYMPY = {"symbolic division by zero", "max of a number that is not real"}
+
+
 @pytest.mark.parametrize("text, expected", HOSTILE.values(), ids=HOSTILE.keys())
-def test_hostile_losses_are_refused_cleanly_and_quickly(sandbox, no_eval, text, expected):
-    start = time.perf_counter()
+def test_hostile_losses_are_refused_cleanly(sandbox, no_eval, text, expected):
     outcome = _outcome(text)
-    assert time.perf_counter() - start < FEW_SECONDS
     assert isinstance(outcome, ExpressionError), outcome
     assert expected in outcome.message
     assert list(sandbox.iterdir()) == []
@@ -222,15 +222,28 @@ def test_hostile_losses_in_a_problem_file_name_the_file_and_key(sandbox, no_eval
     assert list(sandbox.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "text", [t for k, (t, _) in HOSTILE.items() if k not in REFUSED_BY_SYMPY], ids=str
+)
+def test_hostile_losses_are_refused_before_sympy_builds_anything(monkeypatch, text):
+    """The size, depth, digit and exponent limits act on the text and the syntax tree, so
+    refusing costs time in the text's length, whatever its value would cost."""
+
+    def build(*args, **kwargs):
+        raise AssertionError("SymPy was asked to build a refused loss")
+
+    monkeypatch.setattr("tutor.expression.to_sympy", build)
+    with pytest.raises(ExpressionError):
+        parse(text, SYMBOLS)
+
+
 def test_the_corpus_is_large():
     assert len(HOSTILE) >= 30
 
 
 @given(loss_texts())
 def test_any_text_parses_or_is_refused_with_one_expression_error(sandbox, text):
-    start = time.perf_counter()
     outcome = _outcome(text)
-    assert time.perf_counter() - start < FEW_SECONDS
     if not isinstance(outcome, ExpressionError):
         assert {str(s) for s in outcome.free_symbols} <= SYMBOLS
     assert list(sandbox.iterdir()) == []
@@ -238,14 +251,12 @@ def test_any_text_parses_or_is_refused_with_one_expression_error(sandbox, text):
 
 @settings(deadline=None)
 @given(python_expressions())
-def test_random_syntax_trees_parse_or_are_refused_and_stay_bounded(sandbox, text):
-    start = time.perf_counter()
+def test_random_syntax_trees_parse_or_are_refused_with_one_expression_error(sandbox, text):
     outcome = _outcome(text)
     if not isinstance(outcome, ExpressionError):
-        # A tree the parser accepts must also build and differentiate within the time limit.
+        # A tree the parser accepts builds, and differentiates or is stopped by the time limit.
         with contextlib.suppress(ExpressionError):
             within_time_limit(lambda: sympy.diff(outcome, w), what="t", seconds=2)
-    assert time.perf_counter() - start < FEW_SECONDS
     assert list(sandbox.iterdir()) == []
 
 
@@ -320,10 +331,8 @@ def test_to_sympy_keeps_numbers_exact():
 
 @settings(deadline=None)
 @given(loss_sources())
-def test_random_losses_build_and_differentiate_quickly_or_are_refused(text):
-    start = time.perf_counter()
+def test_random_losses_build_and_differentiate_within_the_time_limit_or_are_refused(text):
     outcome = _outcome(text)
     if not isinstance(outcome, ExpressionError):
         derivative = within_time_limit(lambda: sympy.diff(outcome, w), what="deriving", seconds=2)
         assert not derivative.has(sympy.Derivative)
-    assert time.perf_counter() - start < FEW_SECONDS
