@@ -79,3 +79,17 @@ def test_compiled_run_is_bit_identical_to_the_eager_loop(backend, problem_id, dt
     eager = backend.run(problem, problem.values)
     assert backend.compile_from <= problem.steps
     assert compiled == [next(eager) for _ in range(problem.steps)]
+
+
+def test_max_and_min_of_three_evaluate_as_sympy_flattens_them():
+    """SymPy writes max(max(w, x), log 2) as Max(w, x, log(2)): three arguments."""
+    import numpy as np
+    import sympy
+
+    w, x = sympy.symbols("w x")
+    for f, pick in ((sympy.Max, max), (sympy.Min, min)):
+        expr = f(f(w, x), sympy.log(2))
+        assert len(expr.args) == 3
+        ws, xs = np.array([0.1, 5.0, -3.0]), np.array([-1.0, 2.0, 0.9])
+        got = evaluate(expr, {"w": ws, "x": xs})
+        assert got.tolist() == [pick(a, b, float(np.log(2))) for a, b in zip(ws, xs, strict=True)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +257,17 @@ def test_show_seed_w_reads_as_a_teacher_writes_it(run_cli):
     assert "[power]" in out
     assert "[held constant] ∂/∂w[x] = 0" in out
     assert "∂L/∂w = 2x(wx − y)" in out
+
+
+@pytest.mark.parametrize("fmt", ["json", "plain"])
+def test_a_reader_that_stops_early_ends_the_run_quietly_with_0(fmt):
+    """As with '| head -1': the first line is read, then the pipe is closed."""
+    command = [sys.executable, "-m", "tutor", "step", "seed-x", "--steps", "5000"]
+    with subprocess.Popen(
+        [*command, "--format", fmt], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as done:
+        assert done.stdout.readline()
+        done.stdout.close()
+        err = done.stderr.read()
+    assert done.returncode == 0
+    assert err == b""

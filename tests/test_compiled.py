@@ -13,8 +13,9 @@ import json
 import numpy as np
 import pytest
 
-from tutor import derive, descend, load, shipped_ids
+from tutor import derive, descend, load, loads, shipped_ids
 from tutor.autodiff import TensorFlowBackend
+from tutor.model import Columns
 from tutor.render import jsonl
 
 
@@ -51,6 +52,7 @@ def test_every_shipped_problem_compiles_to_the_eager_iterates(backend, eager, pr
     """Graph mode is stricter than eager (constants must carry the dtype); every loss traces."""
     problem = long(problem_id, dtype=dtype)
     compiled = backend.record(problem, problem.values, problem.steps)
+    assert backend._loop(problem, tuple(backend._held(problem, problem.values))).exact
     assert len(compiled) == problem.steps
     assert same_columns(compiled, eager.record(problem, problem.values, problem.steps))
 
@@ -174,3 +176,114 @@ def test_json_written_piece_by_piece_equals_the_whole_trajectory(run_cli, backen
     problem = dataclasses.replace(load("seed-x"), steps=3000)
     assert status == 0
     assert out == jsonl.trajectory(descend(derive(problem), backend))
+
+
+@pytest.mark.parametrize("mode", ["tensor", "variable"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "(w/3 - 1)**2",  # constant folding would make it w·(1/3)
+        "((w + 0.1) + 0.2)**2",  # ... and w + (0.1 + 0.2)
+        "(w/sqrt(0.5) - 1)**2",
+        "(w/(2/E) - 1)**2",
+        "softplus(2)*w**2 - w",
+        "w**-1 + w",
+    ],
+)
+def test_constant_subexpressions_are_not_rewritten_in_the_compiled_loop(
+    backend, eager, loss, dtype, mode
+):
+    text = (
+        f'title = "t"\nloss = "{loss}"\n[values]\nw = 0.5\n'
+        f'[descent]\nwrt = ["w"]\nlearning_rate = 0.01\nsteps = {long("seed-w").steps}\n'
+        f'dtype = "{dtype}"\nvariables = "{mode}"\n'
+    )
+    problem = loads(text, source="t.toml")
+    compiled = backend.record(problem, problem.values, problem.steps)
+    assert same_columns(compiled, eager.record(problem, problem.values, problem.steps))
+
+
+def test_two_runs_at_once_on_one_backend_keep_their_own_values():
+    """In the "variable" style a traced loop updates its own Variables; two runs of one
+    problem, read in turns, must not see each other's. Each is compared with the same run
+    alone on another backend (alone, compiled equals eager: tested above)."""
+    backend = TensorFlowBackend()
+    first = long("seed-variable", steps=20 * backend.chunk)
+    second = dataclasses.replace(first, values={**first.values, "w": -7.0})
+    a = backend.stream(first, first.values, first.steps)
+    b = backend.stream(second, second.values, second.steps)
+    pieces = {id(a): [], id(b): []}
+    for pa, pb in zip(a, b, strict=True):
+        pieces[id(a)].append(pa)
+        pieces[id(b)].append(pb)
+    for run, problem in ((a, first), (b, second)):
+        got = Columns.concat(pieces[id(run)], tuple(problem.values), problem.wrt)
+        alone = TensorFlowBackend().record(problem, problem.values, problem.steps)
+        assert same_columns(got, alone)
+
+
+def test_data_that_differ_only_in_the_sign_of_zero_get_their_own_loop(eager):
+    backend = TensorFlowBackend()
+    text = (
+        'title = "t"\nloss = "(w - sigmoid(1/x))**4"\n[values]\nw = 0.5\n'
+        '[data]\nx = [{zero}, 1.0]\n[descent]\nwrt = ["w"]\nlearning_rate = 0.01\n'
+        f"steps = {long('seed-w').steps}\n"
+    )
+    for zero in ("-0.0", "0.0"):
+        problem = loads(text.format(zero=zero), source="t.toml")
+        compiled = backend.record(problem, problem.values, problem.steps)
+        assert same_columns(compiled, eager.record(problem, problem.values, problem.steps))
+    assert backend.traces == 2
+
+
+@pytest.mark.parametrize("steps", [5, long("seed-w").steps])
+def test_signed_zeros_are_kept_eager_and_compiled(backend, steps):
+    """TensorFlow caches scalar tensors made from Python floats, 0.0 and −0.0 as one."""
+    problem = dataclasses.replace(
+        long("seed-w"), steps=steps, values={"w": -0.0, "x": -0.0, "y": 0.0}
+    )
+    _ = backend.gradient(problem, {"w": 1.0, "x": -0.0, "y": -0.0})  # fill the cache with −0
+    first = backend.record(problem, problem.values, steps).values[0]
+    assert np.signbit(first).tolist() == [True, True, False]
+
+
+def test_the_worker_runs_at_most_one_piece_ahead():
+    import time
+
+    backend = TensorFlowBackend()
+    backend.chunk = 10
+    problem = long("seed-x", steps=2000)
+    run = backend.stream(problem, problem.values, problem.steps)
+    next(run)
+    time.sleep(0.5)  # ample time to compute all 200 pieces if nothing held the worker back
+    assert sum(1 for _ in run) == 199
+    assert backend._traced and all(not t.lock.locked() for t in backend._traced.values())
+
+
+def test_a_value_too_large_for_float32_becomes_inf_without_a_warning(backend, recwarn):
+    problem = long("seed-w", values={"w": 0.5, "x": 1e39, "y": 6.0})
+    compiled = backend.record(problem, problem.values, problem.steps)
+    assert compiled.values[0].tolist()[1] == float("inf")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_trajectories_of_one_run_are_equal(backend):
+    derivation = derive(long("seed-x"))
+    assert descend(derivation, backend) == descend(derivation, backend)
+
+
+def test_a_gradient_summing_three_terms_runs_eagerly_to_stay_identical(eager):
+    """v is used three times: its gradient is AddN(1, 1, t). Eager AddN adds in order;
+    in a graph it may start from t's buffer, (t + 1) + 1, one rounding off (found by a
+    fuzzer at update 9 of this run). Such a loss is run eagerly."""
+    text = (
+        'title = "t"\nloss = "(w + ((v + v) - w)) + sin(relu(x / v))"\n'
+        "[values]\nw = 1.5316\nv = -0.4003\nx = -0.16\n"
+        f'[descent]\nwrt = ["v"]\nlearning_rate = 0.1\nsteps = {long("seed-w").steps + 100}\n'
+    )
+    problem = loads(text, source="t.toml")
+    backend = TensorFlowBackend()
+    assert not backend._loop(problem, tuple(backend._held(problem, problem.values))).exact
+    got = backend.record(problem, problem.values, problem.steps)
+    assert same_columns(got, eager.record(problem, problem.values, problem.steps))

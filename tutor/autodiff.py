@@ -14,12 +14,13 @@ it, so ``(w*x - y)**2`` runs the same operations as the notebook's
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .expression import Binary, Call, Name, Node, Num, Unary
 from .model import Columns, Problem, RawUpdate
@@ -40,17 +41,22 @@ def tensorflow() -> Any:
 
         if quiet:
             tf.get_logger().setLevel("ERROR")
-        # Graph rewrites such as pow(r, 2) → square(r) change the last bit of
-        # the loss; without them a compiled run is bit-identical to the eager one.
-        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+        # Graph rewrites change last bits: pow(r, 2) → square(r), w/3 → w·(1/3),
+        # (w + 0.1) + 0.2 → w + (0.1 + 0.2). Without them a compiled run is
+        # bit-identical to the eager one.
+        tf.config.optimizer.set_experimental_options(
+            {"arithmetic_optimization": False, "constant_folding": False}
+        )
         _tf = tf
     return _tf
 
 
 def _huber(tf: Any, r: Any, d: Any) -> Any:
+    # square(r) rather than r*r: the gradient of r then sums two terms, not
+    # three, and a sum of two is the same in a compiled loop as in eager mode.
     a = tf.abs(r)
     half = tf.constant(0.5, dtype=r.dtype)
-    return tf.where(a <= d, half * r * r, d * (a - half * d))
+    return tf.where(a <= d, half * tf.square(r), d * (a - half * d))
 
 
 #: TensorFlow's form of each function a loss may call.
@@ -130,12 +136,12 @@ class TensorFlowBackend:
     chunk = 128 * unroll - 1
 
     def __init__(self) -> None:
-        self._traced: dict[tuple[Any, ...], Any] = {}
+        self._traced: dict[tuple[Any, ...], _Traced] = {}
 
     @property
     def traces(self) -> int:
         """How many times a compiled descent has been traced (once per loss, dtype and style)."""
-        return sum(f.experimental_get_tracing_count() for f in self._traced.values())
+        return sum(t.function.experimental_get_tracing_count() for t in self._traced.values())
 
     def _setup(self, problem: Problem) -> tuple[Any, Any, dict[str, Any]]:
         tf = tensorflow()
@@ -152,10 +158,13 @@ class TensorFlowBackend:
     def _bind(self, problem: Problem, values: Mapping[str, float]) -> dict[str, Any]:
         tf, dtype, env = self._setup(problem)
         for name, value in {**problem.constants, **values}.items():
+            # Through NumPy: TensorFlow caches scalar tensors made from Python
+            # floats, and its cache takes 0.0 and −0.0 for one another.
+            array = _rounded([value], problem.dtype)[0]
             if name in problem.wrt and problem.variables == "variable":
-                env[name] = tf.Variable(value, dtype=dtype, name=name)
+                env[name] = tf.Variable(array, dtype=dtype, name=name)
             else:
-                env[name] = tf.convert_to_tensor(value, dtype=dtype)
+                env[name] = tf.convert_to_tensor(array, dtype=dtype)
         return env
 
     def _tape(self, problem: Problem, env: dict[str, Any]) -> tuple[Any, list[Any]]:
@@ -216,14 +225,25 @@ class TensorFlowBackend:
         traced once per loss, dtype and style and reused for any start, rate
         and step count. It is called for ``chunk`` updates at a time in a
         worker thread, which computes the next piece while the caller uses
-        this one. Its iterates are bit-identical to the eager loop's. Shorter
-        runs are eager and come as one piece. Stopping early stops the worker.
+        this one. Its iterates are bit-identical to the eager loop's; a loss
+        for which that cannot be had (see :func:`_sums_in_fixed_order`) runs
+        eagerly however long it is. Shorter runs are eager. Stopping early
+        stops the worker.
         """
-        if steps < self.compile_from:
-            runner = self._eager(problem, values)
-            yield _columns([next(runner) for _ in range(steps)], tuple(values), problem.wrt)
-        else:
-            yield from self._compiled(problem, values, steps)
+        if steps >= self.compile_from:
+            traced = self._loop(problem, tuple(self._held(problem, values)))
+            if traced.exact:
+                yield from self._compiled(problem, values, steps, traced)
+                return
+        runner = self._eager(problem, values)
+        for done in range(0, steps, self.chunk):
+            count = min(self.chunk, steps - done)
+            yield _columns([next(runner) for _ in range(count)], tuple(values), problem.wrt)
+
+    @staticmethod
+    def _held(problem: Problem, values: Mapping[str, float]) -> dict[str, float]:
+        """The values a descent holds fixed: constants, and values it does not descend."""
+        return {**problem.constants, **{n: v for n, v in values.items() if n not in problem.wrt}}
 
     def _eager(self, problem: Problem, values: Mapping[str, float]) -> Iterator[RawUpdate]:
         env = self._bind(problem, values)
@@ -244,33 +264,35 @@ class TensorFlowBackend:
             )
 
     def _compiled(
-        self, problem: Problem, values: Mapping[str, float], steps: int
+        self, problem: Problem, values: Mapping[str, float], steps: int, traced: _Traced
     ) -> Generator[Columns, None, None]:
         import numpy as np
 
         tf, dtype, _ = self._setup(problem)
         wrt, names, m = problem.wrt, tuple(values), len(problem.wrt)
-        fixed = {**problem.constants, **{n: v for n, v in values.items() if n not in wrt}}
-        loop = self._loop(problem, tuple(fixed))
-        held = tf.constant(list(fixed.values()), shape=[len(fixed)], dtype=dtype)
+        fixed = self._held(problem, values)
+        loop, lock = traced.function, traced.lock
+        held = tf.constant(_rounded(list(fixed.values()), problem.dtype), dtype=dtype)
         rate = tf.constant(problem.learning_rate, dtype=dtype)
         # The values not descended, rounded to the dtype as the eager run holds them.
-        row = np.array([values[n] for n in names], dtype=problem.dtype).astype(np.float64)
+        row = _rounded([values[n] for n in names], problem.dtype).astype(np.float64)
         columns = [names.index(n) for n in wrt]
-        pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # One piece waits while the next is computed; no more run ahead.
+        pieces: queue.Queue[Any] = queue.Queue(maxsize=1)
         stop = threading.Event()
 
         def work() -> None:
             try:
-                start = np.array([values[n] for n in wrt], dtype=problem.dtype)
+                start = _rounded([values[n] for n in wrt], problem.dtype)
                 done = 0
                 while done < steps and not stop.is_set():
                     count = min(self.chunk, steps - done)
                     # Row k holds the values before update k, the loss and the
                     # gradient there; row ``count`` starts the next piece.
                     blocks = count // self.unroll + 1
-                    rows = loop(tf.constant(blocks), tf.constant(start), held, rate).numpy()
-                    table = rows.reshape(-1, 2 * m + 1)[: count + 1]
+                    with lock:  # a loop in "variable" style updates its own Variables
+                        rows = loop(tf.constant(blocks), tf.constant(start), held, rate)
+                        table = rows.numpy().reshape(-1, 2 * m + 1)[: count + 1]
                     pieces.put(table)
                     start = table[count, :m]
                     done += count
@@ -300,23 +322,30 @@ class TensorFlowBackend:
                 done += count
         finally:
             stop.set()
+            with contextlib.suppress(queue.Empty):
+                pieces.get_nowait()  # lets a worker waiting to hand over a piece see the stop
             worker.join()
 
-    def _loop(self, problem: Problem, fixed: tuple[str, ...]) -> Any:
-        """Return the traced descent for this loss, dtype and style, tracing it on first use."""
-        key = (
-            problem.tree,
-            problem.wrt,
-            problem.dtype,
-            problem.variables,
-            fixed,
-            tuple(problem.data.items()),
-        )
+    def _loop(self, problem: Problem, fixed: tuple[str, ...]) -> _Traced:
+        """Return the traced descent for this loss, dtype and style, tracing it on first use.
+
+        The data are part of it, told apart bit for bit (0.0 and −0.0 are
+        different data).
+        """
+        data = tuple((k, tuple(map(float.hex, v))) for k, v in problem.data.items())
+        key = (problem.tree, problem.wrt, problem.dtype, problem.variables, fixed, data)
         if key not in self._traced:
-            tf = tensorflow()
-            self._traced[key] = tf.function(
+            tf, dtype, _ = self._setup(problem)
+            function = tf.function(
                 self._loop_body(problem, fixed), jit_compile=False, autograph=False
             )
+            graph = function.get_concrete_function(
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([len(problem.wrt)], dtype),
+                tf.TensorSpec([len(fixed)], dtype),
+                tf.TensorSpec([], dtype),
+            ).graph.as_graph_def()
+            self._traced[key] = _Traced(function, threading.Lock(), _sums_in_fixed_order(graph))
         return self._traced[key]
 
     def _loop_body(self, problem: Problem, fixed: tuple[str, ...]) -> Any:
@@ -377,6 +406,39 @@ class TensorFlowBackend:
             return records.stack()
 
         return loop
+
+
+class _Traced(NamedTuple):
+    """A traced descent, the lock it runs under, and whether it matches the eager loop."""
+
+    function: Any
+    lock: threading.Lock
+    exact: bool
+
+
+def _sums_in_fixed_order(graph: Any) -> bool:
+    """Return whether no gradient in ``graph`` is a sum of three or more terms (AddN).
+
+    The tape sums the gradient of a value used several times with AddN. Eagerly
+    AddN adds its inputs in order; in a graph it may first take over the
+    buffer of a later input that nothing else uses, and add in another order.
+    Two terms commute exactly; three or more can differ in the last bit.
+    """
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return not any(
+        n.op == "AddN" and sum(not i.startswith("^") for i in n.input) > 2 for n in nodes
+    )
+
+
+def _rounded(values: list[float], dtype: str) -> Any:
+    """Return ``values`` as a NumPy array of ``dtype``, too large ones as ±inf without a warning.
+
+    TensorFlow turns an out-of-range float into inf silently; so does this.
+    """
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return np.array(values, dtype=dtype)
 
 
 def _columns(raws: list[RawUpdate], names: tuple[str, ...], wrt: tuple[str, ...]) -> Columns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -25,14 +26,27 @@ def _use_rich() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+class _ReaderGone(Exception):
+    """Standard output's reader went away (``| head``).
+
+    Not an OSError, so that click passes it on instead of exiting with 1.
+    """
+
+
 def _write(text: str) -> None:
-    click.echo(text, nl=False)
+    try:
+        click.echo(text, nl=False)
+    except BrokenPipeError as exc:
+        raise _ReaderGone from exc
 
 
 def _print_rich(renderable: Any) -> None:
     from rich.console import Console
 
-    Console(highlight=False).print(renderable)
+    try:
+        Console(highlight=False).print(renderable)
+    except BrokenPipeError as exc:
+        raise _ReaderGone from exc
 
 
 @click.group(context_settings=_SETTINGS)
@@ -468,9 +482,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TutorError as exc:
         click.echo(f"tutor: error: {exc.message}", err=True)
         return exc.exit_status
-    except BrokenPipeError:
-        # The reader went away (e.g. '| head'): stop quietly, as cat does.
-        sys.stderr.close()
+    except (_ReaderGone, BrokenPipeError):
+        # The reader went away (e.g. '| head'): stop quietly with 0, as cat does,
+        # and point standard output at nothing so that no final flush fails.
+        with contextlib.suppress(OSError, ValueError):  # captured output has no file
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return 0
     except SystemExit as exc:
         return int(exc.code or 0)

@@ -158,6 +158,19 @@ class Columns:
     def __len__(self) -> int:
         return len(self.loss)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal names and equal numbers bit for bit (so NaN equals NaN, and −0 is not 0)."""
+        if not isinstance(other, Columns):
+            return NotImplemented
+        if (self.names, self.wrt) != (other.names, other.wrt):
+            return False
+        return all(
+            _same_bits(getattr(self, f), getattr(other, f))
+            for f in ("values", "loss", "autodiff", "updated", "symbolic")
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
     def head(self, count: int) -> Columns:
         """Return the first ``count`` rows."""
         return Columns(
@@ -216,6 +229,15 @@ class Columns:
                 )
             )
         )
+
+
+def _same_bits(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    if a is None or b is None:
+        return a is b
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.array_equal(a.view(np.int64), b.view(np.int64)))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ mpmath evaluation is the high-precision reference.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -70,8 +71,9 @@ _NUMPY = _Backend(
         sympy.Abs: np.abs,
         sympy.sign: np.sign,
         sympy.Heaviside: _np_heaviside,
-        sympy.Max: np.maximum,
-        sympy.Min: np.minimum,
+        # SymPy flattens Max(Max(a, b), c) into Max(a, b, c).
+        sympy.Max: lambda *a: functools.reduce(np.maximum, a),
+        sympy.Min: lambda *a: functools.reduce(np.minimum, a),
         sigmoid: _np_sigmoid,
         relu: lambda z: np.maximum(z, 0.0),
         softplus: _np_softplus,

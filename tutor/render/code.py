@@ -29,7 +29,7 @@ _HUBER = '''
 
 def huber(r, d):
     """r**2/2 where |r| <= d, else d*(|r| - d/2)."""
-    return tf.where(tf.abs(r) <= d, 0.5 * r * r, d * (tf.abs(r) - 0.5 * d))
+    return tf.where(tf.abs(r) <= d, 0.5 * tf.square(r), d * (tf.abs(r) - 0.5 * d))
 '''
 
 
