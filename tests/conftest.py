@@ -38,6 +38,24 @@ def run_cli(capsys):
     return run
 
 
+@pytest.fixture
+def refuses(run_cli, tmp_path, monkeypatch):
+    """Return a check that ``tutor ARGS`` is refused as bad input: exit 2, one line on
+    stderr naming ``expected``, no traceback, nothing on stdout, no file written."""
+    monkeypatch.chdir(tmp_path)
+
+    def check(args: list[str], expected: str) -> None:
+        status, out, err = run_cli(*args)
+        assert status == 2
+        assert out == ""
+        assert len(err.strip().splitlines()) == 1, err
+        assert expected in err
+        assert "Traceback" not in err
+        assert list(tmp_path.iterdir()) == []
+
+    return check
+
+
 @pytest.fixture(scope="session")
 def backend():
     """The TensorFlow gradient backend (imports TensorFlow once per session)."""

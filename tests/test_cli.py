@@ -183,15 +183,8 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("args, expected", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
-def test_bad_input_exits_2_with_one_line(run_cli, tmp_path, monkeypatch, args, expected):
-    monkeypatch.chdir(tmp_path)
-    status, out, err = run_cli(*args)
-    assert status == 2
-    assert out == ""
-    assert len(err.strip().splitlines()) == 1, err
-    assert expected in err
-    assert "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []
+def test_bad_input_exits_2_with_one_line(refuses, args, expected):
+    refuses(args, expected)
 
 
 def test_show_code_prints_the_notebooks_cell(run_cli):

@@ -165,7 +165,7 @@ class Columns:
         if (self.names, self.wrt) != (other.names, other.wrt):
             return False
         return all(
-            _same_bits(getattr(self, f), getattr(other, f))
+            same_bits(getattr(self, f), getattr(other, f))
             for f in ("values", "loss", "autodiff", "updated", "symbolic")
         )
 
@@ -231,12 +231,17 @@ class Columns:
         )
 
 
-def _same_bits(a: Any, b: Any) -> bool:
+def same_bits(a: Any, b: Any) -> bool:
+    """Return whether two arrays (or None) hold the same float64 numbers, bit for bit.
+
+    NaN equals NaN here, and −0.0 is not 0.0.
+    """
     import numpy as np
 
     if a is None or b is None:
         return a is b
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
     return a.shape == b.shape and bool(np.array_equal(a.view(np.int64), b.view(np.int64)))
 
 

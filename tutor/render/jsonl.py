@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._mathtext import unicode
-from ..model import Columns, Derivation, Step, Trajectory, Update
+from ..model import Columns, Derivation, Step, Trajectory, Update, same_bits
 from . import latex
 
 
@@ -77,7 +77,7 @@ def updates(columns: Columns, first: int = 1) -> list[str]:
     for j, n in enumerate(wrt):
         new = columns.updated[:, j]
         old = columns.values[1:, names.index(n)]
-        if _same_bits(new[:-1], old):
+        if same_bits(new[:-1], old):
             updated.append(values[n][1:] + [float.__repr__(float(new[-1]))])
         else:
             updated.append(_reprs(new))
@@ -103,14 +103,9 @@ def updates(columns: Columns, first: int = 1) -> list[str]:
     return lines
 
 
-def _same_bits(a: Any, b: Any) -> bool:
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    return a.shape == b.shape and bool((a.view(np.int64) == b.view(np.int64)).all())
-
-
 def _reprs(column: Any) -> list[str]:
     """Return ``float.__repr__`` of every number in ``column``, computed once if all are equal."""
-    if _same_bits(column, np.broadcast_to(column[:1], column.shape)):
+    if same_bits(column, np.broadcast_to(column[:1], column.shape)):
         return [float.__repr__(float(column[0]))] * len(column)
     return list(map(float.__repr__, column.tolist()))
 
