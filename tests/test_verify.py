@@ -33,33 +33,6 @@ from tutor.verify import (
 SHIPPED_PARTIALS = [(pid, sym) for pid in shipped_ids() for sym in load(pid).wrt]
 
 
-class _Settle(Exception):
-    """Delivered to this thread once, to clear a stale asynchronous-exception signal."""
-
-
-@pytest.fixture(autouse=True)
-def _no_stale_async_exception_signal():
-    """Work around tutor._timeout, which clears a fired timer with
-    PyThreadState_SetAsyncExc(thread, NULL): on CPython 3.11 that leaves the
-    interpreter's async-exception signal set until a real exception is delivered,
-    and Hypothesis' shrinker then spins forever (after test_expression's time-limit
-    tests). Delivering and catching one exception resets the signal. Remove when
-    tutor/_timeout.py no longer clears with NULL.
-    """
-    import ctypes
-    import threading
-
-    try:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(threading.get_ident()), ctypes.py_object(_Settle)
-        )
-        for _ in range(1000):  # the signal is handled at the first backward jump
-            pass
-    except _Settle:
-        pass
-    yield
-
-
 @functools.cache
 def probes(problem_id: str, symbol: str) -> dict[tuple[str, str], object]:
     """A probe of the partial in each dtype and style (derived once per test run)."""
@@ -400,11 +373,5 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("args, expected", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
-def test_cli_verify_bad_input_exits_2(run_cli, tmp_path, monkeypatch, args, expected):
-    monkeypatch.chdir(tmp_path)
-    status, out, err = run_cli(*args)
-    assert status == 2
-    assert out == ""
-    assert len(err.strip().splitlines()) == 1, err
-    assert expected in err
-    assert list(tmp_path.iterdir()) == []
+def test_cli_verify_bad_input_exits_2(refuses, args, expected):
+    refuses(args, expected)

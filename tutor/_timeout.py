@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,6 +24,9 @@ from .errors import ExpressionError
 
 #: Seconds that deriving one partial may take; every shipped problem needs milliseconds.
 DERIVE_SECONDS = 5.0
+
+#: Seconds between two raises of an expiry the computation has not yet acted on.
+_AGAIN = 0.05
 
 _T = TypeVar("_T")
 
@@ -50,10 +54,15 @@ def within_time_limit(
     state = {"running": True, "fired": False}
 
     def expire() -> None:
-        with lock:
-            if state["running"]:
+        # Raised again until the computation ends: an exception that lands in a
+        # finalizer (a __del__ run by the garbage collector) is swallowed there.
+        while True:
+            with lock:
+                if not state["running"]:
+                    return
                 state["fired"] = True
                 _raise_in(target, _Expired)
+            time.sleep(_AGAIN)
 
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
@@ -62,13 +71,16 @@ def within_time_limit(
             timer.start()
             return compute(*args, **kwargs)
         finally:
-            timer.cancel()
-            with lock:
-                state["running"] = False
-            if state["fired"]:
-                # Fired but possibly not yet delivered: drop it so that it cannot
-                # surface later, outside this function.
-                _raise_in(target, None)
+            while True:
+                try:
+                    with lock:
+                        state["running"] = False
+                    timer.cancel()
+                    if state["fired"]:
+                        _settle()
+                    break
+                except _Expired:  # raised just before the end: the result stands
+                    continue
     except _Expired:
         raise ExpressionError(
             f"{what} took longer than {seconds:g} s and was stopped; the loss is too "
@@ -76,9 +88,21 @@ def within_time_limit(
         ) from None
 
 
-def _raise_in(thread_id: int, exception: type[BaseException] | None) -> None:
-    """Raise ``exception`` in the thread ``thread_id`` (None clears a pending one)."""
-    # Without argtypes, ctypes passes None as NULL, which is how the C API clears.
+def _settle() -> None:
+    """Let an expiry raised but not yet delivered arrive here, where it is dropped.
+
+    A pending asynchronous exception is delivered at the next check between
+    bytecodes, which a loop's backward jump makes.
+    """
+    try:
+        for _ in range(100):
+            pass
+    except _Expired:
+        pass
+
+
+def _raise_in(thread_id: int, exception: type[BaseException]) -> None:
+    """Raise ``exception`` in the thread ``thread_id`` at its next bytecode."""
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), None if exception is None else ctypes.py_object(exception)
+        ctypes.c_ulong(thread_id), ctypes.py_object(exception)
     )
