@@ -39,12 +39,3 @@ def _float32_exact(value: float) -> bool:
     import numpy as np
 
     return not math.isfinite(value) or float(np.float32(value)) == value
-
-
-def clean(text: str) -> str:
-    """Return ``text`` with control characters (ESC among them) removed, newlines and tabs kept."""
-    return "".join(
-        ch
-        for ch in text
-        if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127 and not 0x80 <= ord(ch) < 0xA0)
-    )

@@ -6,14 +6,16 @@ import contextlib
 import dataclasses
 import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
 from rich.text import Text
 
 from . import __version__
+from ._clean import clean
 from .errors import TutorError, UsageError
 from .model import Columns, Problem
 from .problem import DTYPES, MAX_STEPS, VARIABLE_MODES, load, shipped_ids
@@ -33,11 +35,35 @@ class _ReaderGone(Exception):
     """
 
 
+class _OutputFailed(Exception):
+    """Standard output could not be written (a full disk, a closed terminal)."""
+
+
 def _write(text: str) -> None:
+    """Write ``text`` to standard output, cleaned of anything a terminal would obey."""
+    _write_raw(clean(text))
+
+
+def _write_raw(text: str) -> None:
     try:
         click.echo(text, nl=False)
     except BrokenPipeError as exc:
         raise _ReaderGone from exc
+    except OSError as exc:
+        raise _OutputFailed(exc.strerror or str(exc)) from None
+
+
+#: The longest error line printed; longer ones (a file with thousands of bad keys) are cut.
+MAX_MESSAGE = 1000
+
+
+def _error(text: str) -> None:
+    """Print one cleaned line on standard error, cut to :data:`MAX_MESSAGE` characters."""
+    line = " ".join(clean(text).split())
+    if len(line) > MAX_MESSAGE:
+        line = line[: MAX_MESSAGE - 1] + "…"
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)
 
 
 def _print_rich(renderable: Any) -> None:
@@ -47,6 +73,8 @@ def _print_rich(renderable: Any) -> None:
         Console(highlight=False).print(renderable)
     except BrokenPipeError as exc:
         raise _ReaderGone from exc
+    except OSError as exc:
+        raise _OutputFailed(exc.strerror or str(exc)) from None
 
 
 @click.group(context_settings=_SETTINGS)
@@ -80,8 +108,6 @@ def list_problems() -> None:
 
 
 def _one_line(text: str) -> str:
-    from ._numbers import clean
-
     return " ".join(clean(text).split())
 
 
@@ -295,7 +321,7 @@ def step(
     elif fmt == "latex":
         _write(latex.trajectory(traj))
     if traj.status == "diverged":
-        click.echo(f"tutor step: the descent diverged: {traj.reason}.", err=True)
+        _error(f"tutor step: the descent diverged: {traj.reason}.")
         sys.exit(1)
 
 
@@ -336,7 +362,7 @@ def handout(
     """Write a LaTeX handout of PROBLEM(s); with --pdf, build the PDF too."""
     from pathlib import Path
 
-    from ._files import build_pdf, write_atomic
+    from ._files import build_pdf, check_target, write_atomic
     from .render.handout import render, template_source
 
     if answers and not variants:
@@ -348,8 +374,9 @@ def handout(
     target = Path(output or f"{loaded[0].id}.tex")
     if target.suffix != ".tex":
         raise UsageError(f"-o {target}: give a file name ending in .tex")
-    if not target.resolve().parent.is_dir():
-        raise UsageError(f"-o {target}: the folder {target.parent} does not exist")
+    check_target(target)
+    if pdf:
+        check_target(target.with_suffix(".pdf"))
     from .autodiff import TensorFlowBackend
     from .handout import build
 
@@ -390,9 +417,9 @@ def _step_through(traj: Any, rich: bool) -> None:
 def _ask() -> str:
     """Return "next", "a" or "q" from the keyboard, ignoring other keys."""
     while True:
-        _write(_PROMPT)
+        _write_raw(_PROMPT)
         key = click.getchar()
-        _write("\r" + " " * len(_PROMPT) + "\r")
+        _write_raw("\r" + " " * len(_PROMPT) + "\r")
         if key in ("\r", "\n", " "):
             return "next"
         if key.lower() in ("a", "q"):
@@ -410,7 +437,7 @@ def check(files: tuple[str, ...]) -> None:
     outcome = check_files(files)
     _write(outcome.text)
     if outcome.status:
-        click.echo(outcome.verdict, err=True)
+        _error(outcome.verdict)
         sys.exit(outcome.status)
 
 
@@ -460,28 +487,60 @@ def verify_command(
     )
     _write(render(reports))
     if not all(r.passed for r in reports):
-        click.echo("tutor verify: TensorFlow and SymPy disagree beyond the bound", err=True)
+        _error("tutor verify: TensorFlow and SymPy disagree beyond the bound")
         sys.exit(1)
+
+
+class _Terminated(Exception):
+    """The process was asked to stop (SIGTERM); raised so that cleanups run."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _terminable() -> Iterator[None]:
+    """Turn SIGTERM into an exception while the command runs, so that temporary
+    folders are removed and child processes killed as on any other error."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (a notebook, a test runner's worker)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 bad input, 3 tool)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=args, prog_name="tutor", standalone_mode=False)
+        with _terminable():
+            cli.main(args=args, prog_name="tutor", standalone_mode=False)
+    except _Terminated:
+        _error("tutor: terminated")
+        return 143
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "tutor"
         hint = f" (see '{command} --help')" if "--help" not in exc.format_message() else ""
-        click.echo(f"{command}: error: {exc.format_message()}{hint}", err=True)
+        _error(f"{command}: error: {exc.format_message()}{hint}")
         return 2
     except click.Abort:
-        click.echo("tutor: aborted", err=True)
+        _error("tutor: aborted")
         return 130
     except TutorError as exc:
-        click.echo(f"tutor: error: {exc.message}", err=True)
+        _error(f"tutor: error: {exc.message}")
         return exc.exit_status
+    except _OutputFailed as exc:
+        _error(
+            f"tutor: error: cannot write to standard output: {exc}; free space or fix the target"
+        )
+        return 2
     except (_ReaderGone, BrokenPipeError):
         # The reader went away (e.g. '| head'): stop quietly with 0, as cat does,
         # and point standard output at nothing so that no final flush fails.

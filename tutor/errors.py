@@ -52,3 +52,7 @@ class ToolMissingError(TutorError):
     """A program the command needs (TeX for --pdf) is not installed; exit status 3."""
 
     exit_status = 3
+
+
+class OutputError(TutorError):
+    """An output file cannot be written where it was asked for (exit status 2)."""

@@ -368,7 +368,8 @@ class _Walker:
             raise self.fail(
                 f"the loss contains {kind}; only numbers, symbols and function calls are allowed"
             )
-        if not (math.isfinite(value) and abs(value) <= MAX_LITERAL):
+        # Compare an integer as an integer: one of 400 digits does not fit a float.
+        if not (abs(value) <= MAX_LITERAL and (isinstance(value, int) or math.isfinite(value))):
             raise self.fail(
                 f"the number {self.snippet(node)} is not finite or above the limit "
                 f"{MAX_LITERAL:g}; rescale the problem"

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -92,8 +94,8 @@ def shipped_ids() -> list[str]:
 def resolve(spec: str) -> Path:
     """Return the file ``spec`` names: a path when it exists or ends in .toml, else a shipped id."""
     path = Path(spec)
-    if path.is_file() or spec.endswith(".toml"):
-        if not path.is_file():
+    if path.exists() or spec.endswith(".toml"):
+        if not path.exists():
             raise ProblemError(
                 "no such file; check the path, or give a shipped problem id (see 'tutor list')",
                 path=spec,
@@ -139,6 +141,7 @@ def read(spec: str | Path) -> Report:
 
 def read_text(text: str, *, source: str = "<string>", problem_id: str = "problem") -> Report:
     """Return what reading problem-file ``text`` found; ``source`` names it in messages."""
+    text = text.removeprefix("\ufeff")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -151,22 +154,48 @@ def read_text(text: str, *, source: str = "<string>", problem_id: str = "problem
             path=source,
         )
         return Report(source, None, (error,))
+    except ValueError as exc:
+        # Python refuses to read an integer of more than 4300 digits (int_max_str_digits).
+        error = ProblemError(
+            f"not valid TOML for a problem: {' '.join(str(exc).split(';')[0].split())}; "
+            "write a number in the float range, e.g. 3.0e15 rather than its digits",
+            path=source,
+        )
+        return Report(source, None, (error,))
     return _Reader(doc, text, source, problem_id).report()
 
 
 def _read_text(path: Path) -> str:
-    """Return the text of the file at ``path``, refusing one too large or not UTF-8."""
+    """Return the text of the regular file at ``path``, refusing one too large or not UTF-8.
+
+    The file is opened without blocking and checked before it is read, so a
+    FIFO or a device (``/dev/zero``) is refused instead of read for ever; at
+    most :data:`MAX_FILE_BYTES` + 1 bytes are read, whatever the size claims.
+    """
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ProblemError(
-                f"the file is larger than {MAX_FILE_BYTES} bytes; a problem file is a few lines",
-                path=str(path),
-            )
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ProblemError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
     try:
-        return raw.decode("utf-8")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ProblemError(
+                "is not a regular file (a folder, a device or a pipe); give a .toml file",
+                path=str(path),
+            )
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ProblemError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ProblemError(
+            f"the file is larger than {MAX_FILE_BYTES} bytes; a problem file is a few lines",
+            path=str(path),
+        )
+    try:
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark.
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ProblemError("the file is not UTF-8 text; save it as UTF-8", path=str(path)) from None
 
@@ -329,9 +358,12 @@ class _Reader:
             unquote = "; remove the quotes" if isinstance(value, str) else ""
             self.error(key, f"must be a number, not {_kind(value)}{unquote}; e.g. {example}")
             return None
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
         if not math.isfinite(number):
-            self.error(key, f"must be a finite number, not {value}; e.g. {example}")
+            self.error(key, f"must be a finite number, not {_shown(value)}; e.g. {example}")
             return None
         return number
 
@@ -472,7 +504,9 @@ class _Reader:
         elif isinstance(value, bool) or not isinstance(value, int):
             self.error(key, f"must be a whole number, not {_kind(value)}; e.g. steps = 20")
         elif not 0 <= value <= MAX_STEPS:
-            self.error(key, f"must be between 0 and {MAX_STEPS}, not {value}; e.g. steps = 20")
+            self.error(
+                key, f"must be between 0 and {MAX_STEPS}, not {_shown(value)}; e.g. steps = 20"
+            )
         else:
             return value
         return 0
@@ -553,6 +587,13 @@ class _Reader:
             self.error(key, f"low {low:g} is above high {high:g}; write [{high:g}, {low:g}]")
             return None
         return (low, high)
+
+
+def _shown(value: Any) -> str:
+    """Return ``value`` as a message shows it: a giant integer by its length, not its digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return str(value)
 
 
 def _key_hint(key: str, allowed: tuple[str, ...], where: str) -> str:

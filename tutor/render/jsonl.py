@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._clean import escape_for_json
 from .._mathtext import unicode
 from ..model import Columns, Derivation, Step, Trajectory, Update, same_bits
 from . import latex
@@ -29,7 +30,7 @@ def _nums(values: Mapping[str, float]) -> dict[str, float | str]:
 
 
 def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    return escape_for_json(json.dumps(obj, ensure_ascii=False, allow_nan=False))
 
 
 def update(u: Update) -> dict[str, Any]:

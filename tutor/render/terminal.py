@@ -7,7 +7,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .._numbers import clean, number
+from .._clean import clean
+from .._numbers import number
 from ..model import Derivation, Trajectory
 from . import text
 

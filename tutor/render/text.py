@@ -6,8 +6,9 @@ import math
 
 import sympy
 
+from .._clean import clean
 from .._mathtext import unicode
-from .._numbers import clean, exact, number
+from .._numbers import exact, number
 from ..model import Derivation, Partial, Step, Trajectory, Update
 from . import latex
 

@@ -1,0 +1,366 @@
+"""Hostile and huge inputs: each is refused or finishes, with one line and the right status.
+
+Each case here failed before the fix it names: a traceback, a hang, a
+terminal escape reaching the screen, a file written through a link.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tutor import load
+from tutor._clean import clean, escape_for_json
+from tutor.errors import OutputError, ProblemError
+
+SEED_W = """\
+title = "{title}"
+loss = "{loss}"
+
+[values]
+x = {x}
+y = 6.0
+w = 0.5
+
+[descent]
+wrt = ["w"]
+learning_rate = 0.01
+steps = 3
+"""
+
+needs_tex = pytest.mark.skipif(
+    shutil.which("latexmk") is None, reason="TeX Live and latexmk are installed by .ci/run"
+)
+
+
+def problem_file(tmp_path: Path, name: str = "p.toml", **fields: str) -> Path:
+    text = SEED_W.format(**{"title": "t", "loss": "(w*x - y)**2", "x": "3.0", **fields})
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# -- the cleaner ----------------------------------------------------------------------
+
+UNSAFE = [
+    "\x1b[31mred\x1b[0m",
+    "\x1b]0;window title\x07",
+    "\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\",
+    "\x9b2J",
+    "bell\x07 back\x08 cr\r",
+    "\u202eoverride\u202c",
+    "\u2066isolate\u2069",
+    "mark\u200f\u200e\u061c",
+    "del\x7f c1\x85\x90",
+]
+
+
+@pytest.mark.parametrize("text", UNSAFE, ids=range(len(UNSAFE)))
+def test_clean_leaves_nothing_a_terminal_obeys(text):
+    cleaned = clean(text)
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in cleaned)
+    assert not any(0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 for c in cleaned)
+    assert "\u200e" not in cleaned and "\u200f" not in cleaned and "\u061c" not in cleaned
+
+
+def test_clean_keeps_newlines_tabs_and_the_printable_text_of_a_sequence():
+    assert clean("a\tb\n\x1b[1mbold\x1b[0m") == "a\tb\nbold"
+
+
+def test_json_keeps_unsafe_characters_as_escapes():
+    import json
+
+    raw = json.dumps({"t": "a\u202eb\x85"}, ensure_ascii=False)
+    escaped = escape_for_json(raw)
+    assert "\u202e" not in escaped and "\x85" not in escaped
+    assert json.loads(escaped) == {"t": "a\u202eb\x85"}
+
+
+HOSTILE_TITLE = "Evil \x1b[2J\x1b]0;pwned\x07 \u202etxt.exe\u202c \x9b31m"
+
+
+def assert_clean(stream: str) -> None:
+    """No escape, control (but newline) or bidi character in what reaches a screen."""
+    bad = [c for c in stream if c not in "\n" and clean(c) == ""]
+    assert not bad, [hex(ord(c)) for c in bad]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "{path}", "--format", "plain"],
+        ["show", "{path}", "--format", "latex"],
+        ["show", "{path}", "--format", "json"],
+        ["check", "{path}"],
+        ["step", "{path}", "--format", "plain"],
+        ["step", "{path}", "--format", "json"],
+        ["verify", "{path}", "--examples", "5"],
+    ],
+    ids=lambda a: "-".join(a[:3:2]),
+)
+def test_escapes_in_a_title_never_reach_the_terminal(run_cli, tmp_path, args):
+    toml_title = "".join(
+        f"\\u{ord(c):04x}" if ord(c) < 32 or 0x7F <= ord(c) < 0xA0 else c for c in HOSTILE_TITLE
+    )
+    path = problem_file(tmp_path, title=toml_title)
+    status, out, err = run_cli(*[a.format(path=path) for a in args])
+    assert status == 0, err
+    assert_clean(out)
+    assert_clean(err)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'title = "t"\nloss = "w"\n"\\u001b[31mkey\u202e" = 1\n[values]\nw = 1.0\n',
+        'title = "t"\nloss = "w"\n[values]\nw = 1.0\n[descent]\nwrt = ["\\u001b]0;x\\u0007w"]\n',
+        'title = "t"\nloss = "w"\n[values]\n"w\u2066" = 1.0\n',
+    ],
+    ids=["key", "wrt", "bidi-key"],
+)
+@pytest.mark.parametrize("command", ["check", "show", "step"])
+def test_escapes_in_keys_and_wrt_never_reach_the_terminal(run_cli, tmp_path, text, command):
+    path = tmp_path / "p.toml"
+    path.write_text(text, encoding="utf-8")
+    status, out, err = run_cli(command, str(path))
+    assert status == 2
+    assert_clean(out)
+    assert_clean(err)
+    if command != "check":
+        one_line_error(err)
+
+
+def test_an_error_line_is_cut_to_a_readable_length(run_cli, tmp_path):
+    keys = "\n".join(f"k{i} = 1" for i in range(90_000))
+    path = tmp_path / "p.toml"
+    path.write_text(f'title = "t"\nloss = "w"\n{keys}\n[values]\nw = 1.0\n', encoding="utf-8")
+    status, out, err = run_cli("show", str(path))
+    assert status == 2
+    assert len(one_line_error(err)) <= 1000
+
+
+# -- numbers too large for a float ----------------------------------------------------
+
+
+@pytest.mark.parametrize("digits", [400, 5_000])
+def test_a_giant_integer_value_is_refused_in_one_line(run_cli, tmp_path, digits):
+    path = problem_file(tmp_path, x="3" + "0" * (digits - 1))
+    status, out, err = run_cli("step", str(path))
+    assert status == 2
+    line = one_line_error(err)
+    assert "p.toml" in line and len(line) < 300
+
+
+@pytest.mark.parametrize("digits", [400, 1_900])
+def test_a_giant_integer_in_the_loss_is_refused_in_one_line(run_cli, tmp_path, digits):
+    path = problem_file(tmp_path, loss="(w*x - y)**2 + " + "9" * digits)
+    status, out, err = run_cli("step", str(path))
+    assert status == 2
+    assert "above the limit" in one_line_error(err)
+
+
+def test_a_giant_step_count_is_named_by_its_length(tmp_path):
+    path = problem_file(tmp_path)
+    path.write_text(path.read_text().replace("steps = 3", "steps = " + "9" * 400))
+    with pytest.raises(ProblemError, match="an integer of 400 digits"):
+        load(path)
+
+
+# -- reading problem files ------------------------------------------------------------
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = problem_file(tmp_path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load(path).values["x"] == 3.0
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
+def test_the_api_refuses_what_is_not_a_regular_file_without_reading_it(tmp_path, special):
+    if special == "fifo":
+        path = tmp_path / "p.toml"
+        os.mkfifo(path)
+    elif special == "folder":
+        path = tmp_path / "p.toml"
+        path.mkdir()
+    else:
+        path = Path(special)
+    start = time.monotonic()
+    with pytest.raises(ProblemError, match="not a regular file"):
+        load(path)
+    assert time.monotonic() - start < 5  # a FIFO would block, /dev/zero fill memory
+
+
+def test_at_most_the_size_limit_is_read(tmp_path, monkeypatch):
+    from tutor import problem as problem_module
+
+    path = problem_file(tmp_path)
+    monkeypatch.setattr(problem_module, "MAX_FILE_BYTES", 20)
+    with pytest.raises(ProblemError, match="larger than 20 bytes"):
+        load(path)
+
+
+# -- output targets -------------------------------------------------------------------
+
+
+def test_standard_output_on_a_full_disk_is_one_line_and_exit_2():
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "tutor", "list"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert "No space left on device" in one_line_error(done.stderr)
+
+
+def test_a_symlinked_target_is_refused_and_what_it_names_is_untouched(run_cli, tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (tmp_path / "out.tex").symlink_to(precious)
+    status, out, err = run_cli("handout", "seed-w", "-o", str(tmp_path / "out.tex"))
+    assert status == 2
+    assert "symbolic link" in one_line_error(err)
+    assert precious.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("target", ["folder.tex", "fifo.tex", "x" * 5000 + ".tex"])
+def test_a_bad_target_is_refused_in_one_line_with_nothing_written(run_cli, tmp_path, target):
+    (tmp_path / "folder.tex").mkdir()
+    os.mkfifo(tmp_path / "fifo.tex")
+    before = sorted(tmp_path.iterdir())
+    status, out, err = run_cli("handout", "seed-w", "-o", str(tmp_path / target))
+    assert status == 2
+    one_line_error(err)
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_a_device_is_never_replaced(tmp_path):
+    from tutor._files import write_atomic
+
+    with pytest.raises(OutputError, match="device or a pipe"):
+        write_atomic(Path("/dev/null"), b"x")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_failed_write_is_one_line_and_leaves_no_temporary_file(
+    run_cli, tmp_path, monkeypatch, code
+):
+    import tutor._files as files
+
+    def fail(*args):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(files.os, "replace", fail)
+    status, out, err = run_cli("handout", "seed-w", "-o", str(tmp_path / "h.tex"))
+    assert status == 2
+    assert os.strerror(code) in one_line_error(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_file_takes_the_umask_and_a_replaced_file_keeps_its_mode(tmp_path):
+    from tutor._files import write_atomic
+
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "new.tex", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.tex").st_mode) == 0o640
+    kept = tmp_path / "kept.tex"
+    kept.write_text("old")
+    kept.chmod(0o604)
+    write_atomic(kept, b"new")
+    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o604 and kept.read_text() == "new"
+
+
+# -- TeX ------------------------------------------------------------------------------
+
+LOOPING_TEMPLATE = r"\documentclass{article}\begin{document}\def\x{\x}\x\end{document}"
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """Return the ids of processes whose working folder lies under ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if cwd.startswith(str(folder)):
+                found.append(int(entry.name))
+    return found
+
+
+@needs_tex
+def test_a_looping_template_is_stopped_with_every_tex_process(run_cli, tmp_path, monkeypatch):
+    import tempfile
+
+    import tutor._files as files
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(files, "TEX_TIMEOUT", 3)
+    template = tmp_path / "loop.tex.j2"
+    template.write_text(LOOPING_TEMPLATE)
+    old_pdf = tmp_path / "h.pdf"
+    old_pdf.write_bytes(b"%PDF of an older build")
+    status, out, err = run_cli(
+        "handout", "seed-w", "-o", str(tmp_path / "h.tex"), "--pdf", "--template", str(template)
+    )
+    assert status == 2
+    assert "longer than 3 s" in one_line_error(err)
+    time.sleep(0.2)
+    assert _processes_in(scratch) == []  # pdflatex too, not only latexmk
+    assert list(scratch.iterdir()) == []  # the temporary folder is gone
+    assert not old_pdf.exists()  # a PDF that no longer matches its .tex
+
+
+@needs_tex
+def test_sigterm_during_a_build_kills_tex_and_removes_the_temporary_folder(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    template = tmp_path / "loop.tex.j2"
+    template.write_text(LOOPING_TEMPLATE)
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    command = [sys.executable, "-m", "tutor", "handout", "seed-w", "-o", "h.tex", "--pdf"]
+    process = subprocess.Popen(
+        [*command, "--template", str(template)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _processes_in(scratch) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_in(scratch), "TeX never started"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert "terminated" in one_line_error(err)
+    time.sleep(0.2)
+    assert _processes_in(scratch) == []
+    assert list(scratch.iterdir()) == []
