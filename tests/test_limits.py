@@ -364,3 +364,43 @@ def test_sigterm_during_a_build_kills_tex_and_removes_the_temporary_folder(tmp_p
     time.sleep(0.2)
     assert _processes_in(scratch) == []
     assert list(scratch.iterdir()) == []
+
+
+# -- generated code -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variables", ["tensor", "variable"])
+def test_show_code_runs_for_symbols_named_as_the_code_names_things(run_cli, tmp_path, variables):
+    """Symbols called tf, tape, math, loss and grad_w would shadow the script's own names."""
+    path = tmp_path / "names.toml"
+    path.write_text(
+        'title = "t"\nloss = "(tf*tape - loss)**2 + math*grad_w"\n'
+        "[values]\ntf = 0.5\ntape = 3.0\nloss = 6.0\nmath = 0.25\ngrad_w = 1.0\n"
+        f'[descent]\nwrt = ["tf"]\nlearning_rate = 0.01\nsteps = 1\nvariables = "{variables}"\n'
+    )
+    status, code, err = run_cli("step", str(path), "--show-code", "--format", "seed")
+    assert status == 0, err
+    script, tutor_line = code.rsplit("\n", 2)[0], code.rsplit("\n", 2)[1]
+    (tmp_path / "update.py").write_text(script + "\n")
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "update.py")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    # The script prints the tutor's own first line: (0.5·3 − 6)² + 0.25·1 = 20.5 before,
+    # tf = 0.5 + 0.01·27 = 0.77 after, labelled by the symbol's own name.
+    assert done.stdout == tutor_line + "\n" == "Loss = 20.50,  tf = 00.77 \n"
+
+
+def test_a_long_data_column_is_wrapped_in_the_code():
+    from tutor import loads
+    from tutor.render.code import update_code
+
+    rows = 50_000
+    xs = ", ".join("1.0" for _ in range(rows))
+    problem = loads(
+        f'title = "t"\nloss = "(w*x - 1)**2"\n[values]\nw = 0.5\n[data]\nx = [{xs}]\n'
+        '[descent]\nwrt = ["w"]\nlearning_rate = 0.1\nsteps = 1\n'
+    )
+    lines = update_code(problem).splitlines()
+    assert max(map(len, lines)) < 100  # TeX's buffer and the listing's margin
+    assert sum(line.count("1.0") for line in lines) == rows

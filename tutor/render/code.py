@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from ..expression import Binary, Call, Name, Node, Num, Unary
 from ..model import Problem
 
@@ -33,29 +35,77 @@ def huber(r, d):
 '''
 
 
-def expression(node: Node, outer: int = 0) -> str:
+#: Names the generated code itself binds; a symbol called so is renamed in the code.
+CODE_NAMES = frozenset({"tf", "tape", "math", "loss", "huber", "np", "print", "range"})
+
+#: Values of a data column per line of code, so that no line outgrows a listing.
+_PER_LINE = 8
+
+
+def code_names(symbols: Iterable[str]) -> dict[str, str]:
+    """Return the Python name each symbol has in generated code.
+
+    A symbol keeps its name unless the code needs that name itself (``tf``,
+    ``tape``, ``loss``…) or it would read as a gradient variable (``grad_…``);
+    then it gets trailing underscores until the name is free.
+
+    >>> code_names(["w", "tf", "loss", "loss_"])
+    {'w': 'w', 'tf': 'tf_', 'loss': 'loss__', 'loss_': 'loss_'}
+    """
+    symbols = list(symbols)
+    taken = set(symbols) | CODE_NAMES
+    names = {}
+    for name in symbols:
+        if name in CODE_NAMES or name.startswith("grad_"):
+            new = name + "_"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            names[name] = new
+        else:
+            names[name] = name
+    return names
+
+
+def expression(node: Node, outer: int = 0, names: Mapping[str, str] | None = None) -> str:
     """Return Python source for a loss tree, with only the parentheses Python needs.
+
+    ``names`` maps a symbol to its name in the code (see :func:`code_names`).
 
     >>> from tutor.expression import parse
     >>> expression(parse("(w*x - y)**2", {"w", "x", "y"}))
     '(w * x - y) ** 2'
+    >>> expression(parse("(w*tf - y)**2", {"w", "tf", "y"}), names={"tf": "tf_"})
+    '(w * tf_ - y) ** 2'
     """
+    names = names or {}
     if isinstance(node, Num):
         return node.text
     if isinstance(node, Name):
-        return {"pi": "math.pi", "E": "math.e"}.get(node.id, node.id)
+        return {"pi": "math.pi", "E": "math.e"}.get(node.id) or names.get(node.id, node.id)
     if isinstance(node, Call):
-        return f"{_TF_NAMES[node.func]}({', '.join(expression(a) for a in node.args)})"
+        return f"{_TF_NAMES[node.func]}({', '.join(expression(a, 0, names) for a in node.args)})"
     if isinstance(node, Unary):
-        text = f"{node.op}{expression(node.operand, _PRECEDENCE['unary'])}"
+        text = f"{node.op}{expression(node.operand, _PRECEDENCE['unary'], names)}"
         return f"({text})" if outer > _PRECEDENCE["unary"] else text
     prec = _PRECEDENCE[node.op]
     # Left-associative operators need parentheses on a right operand of equal
     # strength (a - (b - c)); ** is right-associative, so the reverse holds.
     left_need = prec + 1 if node.op == "**" else prec
     right_need = prec if node.op == "**" else prec + 1
-    text = f"{expression(node.left, left_need)} {node.op} {expression(node.right, right_need)}"
+    left = expression(node.left, left_need, names)
+    text = f"{left} {node.op} {expression(node.right, right_need, names)}"
     return f"({text})" if prec < outer else text
+
+
+def _column(values: tuple[float, ...]) -> str:
+    """Return a data column as a list literal, wrapped every few values."""
+    if len(values) <= _PER_LINE:
+        return repr(list(values))
+    rows = [
+        ", ".join(map(repr, values[i : i + _PER_LINE])) for i in range(0, len(values), _PER_LINE)
+    ]
+    return "[\n    " + ",\n    ".join(rows) + ",\n]"
 
 
 def _uses(node: Node, name: str) -> bool:
@@ -77,22 +127,23 @@ def update_code(problem: Problem) -> str:
     if _uses(problem.tree, "huber"):
         lines.append(_HUBER.rstrip("\n"))
     lines.append("")
+    code = code_names([*problem.data, *problem.constants, *problem.values])
     for name, column in problem.data.items():
-        lines.append(f"{name} = tf.constant({list(column)!r}{dtype})")
+        lines.append(f"{code[name]} = tf.constant({_column(column)}{dtype})")
     for name, value in {**problem.constants, **problem.values}.items():
         if name in problem.wrt and variable:
-            lines.append(f"{name} = tf.Variable({value!r}{dtype})")
+            lines.append(f"{code[name]} = tf.Variable({value!r}{dtype})")
         elif variable:
-            lines.append(f"{name} = tf.constant({value!r}{dtype})")
+            lines.append(f"{code[name]} = tf.constant({value!r}{dtype})")
         else:
-            lines.append(f"{name} = tf.convert_to_tensor({value!r}{dtype})")
+            lines.append(f"{code[name]} = tf.convert_to_tensor({value!r}{dtype})")
     lines.append("with tf.GradientTape() as tape:")
     if not variable:
-        lines += [f"    tape.watch({name})" for name in problem.wrt]
-    loss = expression(problem.tree)
+        lines += [f"    tape.watch({code[name]})" for name in problem.wrt]
+    loss = expression(problem.tree, names=code)
     lines.append(f"    loss = tf.reduce_mean({loss})" if problem.data else f"    loss = {loss}")
-    targets = ", ".join(problem.wrt)
-    grads = ", ".join(f"grad_{n}" for n in problem.wrt)
+    targets = ", ".join(code[n] for n in problem.wrt)
+    grads = ", ".join(f"grad_{code[n]}" for n in problem.wrt)
     if len(problem.wrt) == 1:
         lines.append(f"{grads} = tape.gradient(loss, {targets})")
     else:
@@ -100,10 +151,11 @@ def update_code(problem: Problem) -> str:
     for name in problem.wrt:
         rate = repr(problem.learning_rate)
         if variable:
-            lines.append(f"{name}.assign_sub({rate} * grad_{name})")
+            lines.append(f"{code[name]}.assign_sub({rate} * grad_{code[name]})")
         else:
-            lines.append(f"{name} -= {rate} * grad_{name}")
+            lines.append(f"{code[name]} -= {rate} * grad_{code[name]}")
+    # The printed label keeps the problem's own name; only the code's variable changes.
     shown = ", ".join(f"{n} = {{:05.2f}}" for n in problem.wrt)
-    args = ", ".join(f"{n}.numpy()" for n in problem.wrt)
+    args = ", ".join(f"{code[n]}.numpy()" for n in problem.wrt)
     lines.append(f'print("Loss = {{:05.2f}},  {shown} ".format(loss.numpy(), {args}))')
     return "\n".join(lines) + "\n"
