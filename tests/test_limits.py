@@ -404,3 +404,28 @@ def test_a_long_data_column_is_wrapped_in_the_code():
     lines = update_code(problem).splitlines()
     assert max(map(len, lines)) < 100  # TeX's buffer and the listing's margin
     assert sum(line.count("1.0") for line in lines) == rows
+
+
+# -- a rate the dtype cannot hold -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "dtype"), [("1e-320", "float32"), ("1e-40", "float32"), ("1e-320", "float64")]
+)
+def test_a_rate_that_rounds_to_zero_in_the_dtype_is_refused(refuses, rate, dtype):
+    """float32(1e-40) is subnormal and TensorFlow flushes it to 0; float64 too at 1e-320."""
+    refuses(["step", "seed-w", "--lr", rate, "--dtype", dtype], f"rounds to 0 in {dtype}")
+
+
+def test_a_file_rate_that_rounds_to_zero_is_named_at_its_key(tmp_path):
+    path = problem_file(tmp_path)
+    path.write_text(path.read_text().replace("learning_rate = 0.01", "learning_rate = 1e-50"))
+    with pytest.raises(ProblemError, match=r"p.toml:\d+: descent.learning_rate: rounds to 0"):
+        load(path)
+
+
+def test_the_smallest_normal_rate_is_allowed(run_cli):
+    status, out, err = run_cli(
+        "step", "seed-w", "--lr", "1.2e-38", "--steps", "1", "--format", "seed"
+    )
+    assert (status, out) == (0, "Loss = 20.25,  w = 00.50 \n"), err

@@ -18,7 +18,7 @@ from . import __version__
 from ._clean import clean
 from .errors import TutorError, UsageError
 from .model import Columns, Problem
-from .problem import DTYPES, MAX_STEPS, VARIABLE_MODES, load, shipped_ids
+from .problem import DTYPES, MAX_STEPS, VARIABLE_MODES, load, rate_problem, shipped_ids
 from .symbolic import derive, unknown_symbol_message
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -178,7 +178,11 @@ def _apply_overrides(
     for key, option in options:
         if option is not None:
             changes[key] = option
-    return dataclasses.replace(problem, **changes)
+    changed = dataclasses.replace(problem, **changes)
+    why = rate_problem(changed.learning_rate, changed.dtype)
+    if why:
+        raise UsageError(f"the learning rate {changed.learning_rate:g} {why}")
+    return changed
 
 
 @cli.command(short_help="Derive the partials rule by rule.")

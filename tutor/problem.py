@@ -290,7 +290,7 @@ class _Reader:
         """Return the [descent] settings as Problem fields, recording what is wrong with them."""
         descent = self.raw["descent"]
         self.check_keys(descent, _DESCENT_KEYS, "descent")
-        return {
+        settings = {
             "wrt": self.wrt(descent, used),
             "learning_rate": self.positive(descent, "learning_rate", required=True),
             "steps": self.steps(descent),
@@ -298,6 +298,11 @@ class _Reader:
             "variables": self.choice(descent, "variables", VARIABLE_MODES),
             "dtype": self.choice(descent, "dtype", DTYPES),
         }
+        if settings["learning_rate"] is not None:
+            why = rate_problem(settings["learning_rate"], settings["dtype"])
+            if why:
+                self.error("descent.learning_rate", why)
+        return settings
 
     # -- keys and plain values ------------------------------------------------------
 
@@ -587,6 +592,26 @@ class _Reader:
             self.error(key, f"low {low:g} is above high {high:g}; write [{high:g}, {low:g}]")
             return None
         return (low, high)
+
+
+def rate_problem(rate: float, dtype: str) -> str | None:
+    """Return why the learning rate ``rate`` cannot drive a descent in ``dtype``, or None.
+
+    A rate below the dtype's smallest number rounds to 0 (or to a subnormal,
+    which TensorFlow on the CPU flushes to 0): every update would leave the
+    values where they are.
+
+    >>> rate_problem(1e-320, "float32")
+    'rounds to 0 in float32, so no update would move; use a rate of at least 1.18e-38'
+    >>> rate_problem(0.01, "float32") is None
+    True
+    """
+    import numpy as np
+
+    tiny = float(np.finfo(dtype).tiny)
+    if rate < tiny:
+        return f"rounds to 0 in {dtype}, so no update would move; use a rate of at least {tiny:.3g}"
+    return None
 
 
 def _shown(value: Any) -> str:
