@@ -429,3 +429,60 @@ def test_the_smallest_normal_rate_is_allowed(run_cli):
         "step", "seed-w", "--lr", "1.2e-38", "--steps", "1", "--format", "seed"
     )
     assert (status, out) == (0, "Loss = 20.25,  w = 00.50 \n"), err
+
+
+# -- work and memory ------------------------------------------------------------------
+
+
+def rows_file(tmp_path: Path, rows: int, steps: int) -> Path:
+    """A least-squares fit over ``rows`` one-digit rows (short enough for the size limit)."""
+    xs = ",".join(str(i % 10) for i in range(rows))
+    ys = ",".join(str((3 * i) % 10) for i in range(rows))
+    path = tmp_path / "rows.toml"
+    path.write_text(
+        f'title = "rows"\nloss = "(w*x + b - y)**2"\n[values]\nw = 0.5\nb = 0.0\n'
+        f"[data]\nx = [{xs}]\ny = [{ys}]\n"
+        f'[descent]\nwrt = ["w", "b"]\nlearning_rate = 0.001\nsteps = {steps}\n'
+    )
+    return path
+
+
+def test_steps_times_rows_is_capped_in_the_file(tmp_path):
+    from tutor.problem import MAX_ROW_STEPS
+
+    path = rows_file(tmp_path, 100_000, MAX_ROW_STEPS // 100_000 + 1)
+    with pytest.raises(ProblemError, match="use at most 10000 steps for 100000 rows"):
+        load(path)
+
+
+def test_steps_times_rows_is_capped_on_the_command_line(refuses, tmp_path_factory):
+    path = rows_file(tmp_path_factory.mktemp("src"), 100_000, 10)
+    refuses(["step", str(path), "--steps", "1000000"], "use at most 10000 steps")
+
+
+def test_a_million_steps_stay_allowed_without_data(run_cli):
+    status, out, err = run_cli("check", "seed-w")
+    assert status == 0
+    from tutor.problem import work_problem
+
+    assert work_problem(1_000_000, 0) is None
+
+
+def test_symbolic_gradients_over_many_rows_are_evaluated_in_bounded_blocks(monkeypatch):
+    """The per-block result equals one evaluation over all points, bit for bit."""
+    import numpy as np
+
+    from tutor import derive, loads
+    from tutor import descent as descent_module
+
+    xs = ", ".join(str(float(i % 7)) for i in range(300))
+    problem = loads(
+        f'title = "t"\nloss = "(w*x + b - 1)**2"\n[values]\nw = 0.5\nb = 0.1\n[data]\nx = [{xs}]\n'
+        '[descent]\nwrt = ["w", "b"]\nlearning_rate = 0.01\nsteps = 1\n'
+    )
+    derivation = derive(problem)
+    points = np.random.default_rng(0).uniform(-2, 2, size=(50, 2))
+    whole = descent_module.symbolic_columns(derivation, ("w", "b"), points)
+    monkeypatch.setattr(descent_module, "BLOCK_ELEMENTS", 700)  # two points a block
+    blocked = descent_module.symbolic_columns(derivation, ("w", "b"), points)
+    assert np.array_equal(whole, blocked)

@@ -18,7 +18,15 @@ from . import __version__
 from ._clean import clean
 from .errors import TutorError, UsageError
 from .model import Columns, Problem
-from .problem import DTYPES, MAX_STEPS, VARIABLE_MODES, load, rate_problem, shipped_ids
+from .problem import (
+    DTYPES,
+    MAX_STEPS,
+    VARIABLE_MODES,
+    load,
+    rate_problem,
+    shipped_ids,
+    work_problem,
+)
 from .symbolic import derive, unknown_symbol_message
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -182,6 +190,9 @@ def _apply_overrides(
     why = rate_problem(changed.learning_rate, changed.dtype)
     if why:
         raise UsageError(f"the learning rate {changed.learning_rate:g} {why}")
+    why = work_problem(changed.steps, changed.rows)
+    if why:
+        raise UsageError(f"--steps {changed.steps}: {why}")
     return changed
 
 

@@ -35,6 +35,10 @@ class GradientBackend(Protocol):
 #: How many consecutive growing losses flag a run as diverging.
 GROWTH_RUN = 3
 
+#: Points × data rows evaluated at once by :func:`symbolic_columns`: each temporary
+#: array of a formula then holds at most 8 MiB of float64s.
+BLOCK_ELEMENTS = 1 << 20
+
 
 def symbolic_gradients(
     derivation: Derivation, points: Sequence[Mapping[str, float]]
@@ -61,14 +65,20 @@ def symbolic_columns(derivation: Derivation, names: Sequence[str], values: Any) 
     """
     problem = derivation.problem
     count = len(values)
-    env: dict[str, Any] = {name: values[:, j, None] for j, name in enumerate(names)}
-    env.update({k: np.float64(v) for k, v in problem.constants.items()})
-    env.update({k: np.array(v, dtype=np.float64)[None, :] for k, v in problem.data.items()})
     out = np.empty((count, len(problem.wrt)), dtype=np.float64)
-    for j, symbol in enumerate(problem.wrt):
-        partial = derivation.partial(symbol)
-        column = np.broadcast_to(evaluate(partial.result, env), (count, max(problem.rows, 1)))
-        out[:, j] = column.mean(axis=1)
+    # Points × rows values per temporary of the formula: bounded, whatever the file holds.
+    block = max(1, BLOCK_ELEMENTS // max(problem.rows, 1))
+    data = {k: np.array(v, dtype=np.float64)[None, :] for k, v in problem.data.items()}
+    for first in range(0, count, block):
+        rows = values[first : first + block]
+        env: dict[str, Any] = {name: rows[:, j, None] for j, name in enumerate(names)}
+        env.update({k: np.float64(v) for k, v in problem.constants.items()})
+        env.update(data)
+        for j, symbol in enumerate(problem.wrt):
+            partial = derivation.partial(symbol)
+            shape = (len(rows), max(problem.rows, 1))
+            column = np.broadcast_to(evaluate(partial.result, env), shape)
+            out[first : first + len(rows), j] = column.mean(axis=1)
     return out
 
 

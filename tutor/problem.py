@@ -39,6 +39,9 @@ from .model import Problem
 
 MAX_STEPS = 1_000_000
 MAX_ROWS = 100_000
+#: Updates × data rows a run may take: about 30 ns each here, so at most a minute
+#: for a least-squares fit, and well inside five for a heavier loss.
+MAX_ROW_STEPS = 1_000_000_000
 MAX_FILE_BYTES = 1_000_000
 #: Seconds that building the SymPy loss may take (milliseconds for any loss the parser allows).
 LOAD_SECONDS = 5.0
@@ -298,6 +301,10 @@ class _Reader:
             "variables": self.choice(descent, "variables", VARIABLE_MODES),
             "dtype": self.choice(descent, "dtype", DTYPES),
         }
+        rows = max((len(c) for c in self.raw["data"].values() if isinstance(c, list)), default=0)
+        why = work_problem(settings["steps"], rows)
+        if why:
+            self.error("descent.steps", why)
         if settings["learning_rate"] is not None:
             why = rate_problem(settings["learning_rate"], settings["dtype"])
             if why:
@@ -592,6 +599,22 @@ class _Reader:
             self.error(key, f"low {low:g} is above high {high:g}; write [{high:g}, {low:g}]")
             return None
         return (low, high)
+
+
+def work_problem(steps: int, rows: int) -> str | None:
+    """Return why ``steps`` updates over ``rows`` data rows are too much work, or None.
+
+    >>> work_problem(20_000, 100_000).split("; ")[1]
+    'use at most 10000 steps for 100000 rows'
+    >>> work_problem(1_000_000, 0) is None
+    True
+    """
+    if steps * max(rows, 1) <= MAX_ROW_STEPS:
+        return None
+    return (
+        f"steps × rows = {steps * rows} is above the limit {MAX_ROW_STEPS}; "
+        f"use at most {MAX_ROW_STEPS // rows} steps for {rows} rows"
+    )
 
 
 def rate_problem(rate: float, dtype: str) -> str | None:
