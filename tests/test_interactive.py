@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pexpect
@@ -18,7 +19,13 @@ def session():
         encoding="utf-8",
         timeout=TIMEOUT,
         dimensions=(40, 120),
-        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={
+            "NO_COLOR": "1",
+            "PATH": "/usr/bin:/bin",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            # The checkout under test, when it is not the installed one.
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
     )
     yield child
     child.close(force=True)
@@ -51,3 +58,21 @@ def test_a_runs_to_the_end(session):
     session.expect(pexpect.EOF)
     session.close()
     assert session.exitstatus == 0
+
+
+def test_three_enters_typed_at_once_advance_three_updates(session):
+    """Keys typed ahead arrive in one read; each must count, in order."""
+    session.expect(r"\[Enter\] next update")
+    session.send("\r\r\r")
+    session.expect(r"Update 4: ")
+    session.expect(r"\[Enter\] next update")
+    assert "Update 5:" not in session.before
+
+
+def test_q_and_enter_typed_at_once_quit_with_status_zero(session):
+    session.expect(r"\[Enter\] next update")
+    session.send("q\r")
+    session.expect(pexpect.EOF)
+    session.close()
+    assert session.exitstatus == 0
+    assert "Update 2:" not in session.before

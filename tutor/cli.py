@@ -78,7 +78,9 @@ def _print_rich(renderable: Any) -> None:
     from rich.console import Console
 
     try:
-        Console(highlight=False).print(renderable)
+        # crop off: a LaTeX line longer than the terminal is soft-wrapped by the terminal,
+        # so that copying it gives the whole formula.
+        Console(highlight=False).print(renderable, crop=False)
     except BrokenPipeError as exc:
         raise _ReaderGone from exc
     except OSError as exc:
@@ -261,9 +263,14 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
 @click.option(
     "--variables",
     type=click.Choice(VARIABLE_MODES),
-    help="tensor: convert_to_tensor + tape.watch; variable: tf.Variable + assign_sub.",
+    help="tensor: convert_to_tensor + tape.watch; variable: tf.Variable + assign_sub. "
+    "Default: the file's variables (tensor when it names none).",
 )
-@click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point type. Default: float32.")
+@click.option(
+    "--dtype",
+    type=click.Choice(DTYPES),
+    help="Floating-point type. Default: the file's dtype (float32 when it names none).",
+)
 @click.option(
     "--interactive",
     is_flag=True,
@@ -357,7 +364,9 @@ def step(
     metavar="N",
     help="Write N exercise variants per problem instead of the worked handout.",
 )
-@click.option("--seed", type=int, default=0, metavar="S", help="Seed of the variants' numbers.")
+@click.option(
+    "--seed", type=int, metavar="S", help="Seed of the variants' numbers (with --variants; 0)."
+)
 @click.option("--answers", is_flag=True, help="Add an answer key for the variants.")
 @click.option(
     "--template",
@@ -370,7 +379,7 @@ def handout(
     output: str | None,
     pdf: bool,
     variants: int,
-    seed: int,
+    seed: int | None,
     answers: bool,
     template: str | None,
 ) -> None:
@@ -384,6 +393,11 @@ def handout(
         raise UsageError(
             "--answers goes with --variants N: the worked handout already shows every answer"
         )
+    if seed is not None and not variants:
+        raise UsageError(
+            "--seed goes with --variants N: the worked handout uses the file's own numbers"
+        )
+    seed = seed or 0
     loaded = [load(p) for p in problems]
     source = template_source(template)
     target = Path(output or f"{loaded[0].id}.tex")
@@ -429,11 +443,22 @@ def _step_through(traj: Any, rich: bool) -> None:
     _write(text.summary(traj) + "\n")
 
 
+#: Keys read but not yet acted on: keys typed quickly arrive in one read.
+_TYPED_AHEAD: list[str] = []
+
+
+def _key() -> str:
+    """Return the next key pressed, in order, one at a time."""
+    while not _TYPED_AHEAD:
+        _TYPED_AHEAD.extend(click.getchar())
+    return _TYPED_AHEAD.pop(0)
+
+
 def _ask() -> str:
     """Return "next", "a" or "q" from the keyboard, ignoring other keys."""
     while True:
         _write_raw(_PROMPT)
-        key = click.getchar()
+        key = _key()
         _write_raw("\r" + " " * len(_PROMPT) + "\r")
         if key in ("\r", "\n", " "):
             return "next"
@@ -540,6 +565,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # A bare 'tutor' (or 'tutor handout') is a request for help, not a mistake.
+        _write((exc.ctx.get_help() if exc.ctx else cli.get_help(click.Context(cli))) + "\n")
+        return 0
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "tutor"
         hint = f" (see '{command} --help')" if "--help" not in exc.format_message() else ""

@@ -222,6 +222,17 @@ def _toml_error(message: str, text: str, source: str) -> ProblemError:
     found = re.search(r"\(at line (\d+), column \d+\)", message)
     line = int(found.group(1)) if found else None
     hint = "see the problem-file format in the README"
+    column = re.search(r"column (\d+)\)", message)
+    lines = text.splitlines()
+    bare = _bare_key(lines[line - 1]) if line and line <= len(lines) else None
+    if "Invalid value" in message and bare is not None and column:
+        detail = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        return ProblemError(
+            f"{bare}: the value is missing after '='; write a value, e.g. {bare} = 0.5 "
+            'or, for text, {bare} = "..."'.replace("{bare}", bare),
+            path=source,
+            line=line,
+        )
     if "Invalid value" in message:
         hint = 'text values need quotes, e.g. loss = "(w*x - y)**2"'
     elif "Cannot overwrite" in message or "Cannot declare" in message:
@@ -327,7 +338,10 @@ class _Reader:
     def string(self, key: str, *, required: bool) -> str:
         if key not in self.doc:
             if required:
-                self.error(key, f'missing; add {key} = "..." at the top of the file')
+                self.error(
+                    key,
+                    f'missing{_misspelt(key, self.doc)}; add {key} = "..." at the top of the file',
+                )
             return ""
         value = self.doc[key]
         if not isinstance(value, str):
@@ -340,7 +354,7 @@ class _Reader:
     def table(self, key: str, *, required: bool) -> dict[str, Any]:
         if key not in self.doc:
             if required:
-                self.error(key, f"missing; add a [{key}] table")
+                self.error(key, f"missing{_misspelt(key, self.doc)}; add a [{key}] table")
             return {}
         value = self.doc[key]
         if not isinstance(value, dict):
@@ -491,7 +505,11 @@ class _Reader:
         full = f"descent.{key}"
         if key not in table:
             if required and self.has_descent:
-                self.error(full, f"missing; add {key} = 0.01 (a positive number) to [descent]")
+                self.error(
+                    full,
+                    f"missing{_misspelt(key, table)}; add {key} = 0.01 (a positive number) "
+                    "to [descent]",
+                )
             return None
         value = self.finite(full, table[key], f"{key} = 0.01")
         if value is not None and value <= 0:
@@ -508,7 +526,11 @@ class _Reader:
         key = "descent.steps"
         if "steps" not in descent:
             if self.has_descent:
-                self.error(key, "missing; add steps = 20 (a whole number) to [descent]")
+                self.error(
+                    key,
+                    f"missing{_misspelt('steps', descent)}; add steps = 20 (a whole number) "
+                    "to [descent]",
+                )
             return 0
         value = descent["steps"]
         if isinstance(value, float) and value.is_integer():
@@ -656,6 +678,22 @@ def _key_hint(key: str, allowed: tuple[str, ...], where: str) -> str:
         if table:
             return f" Did you mean '{close[0]}'? It belongs under [{table}]."
         return f" Did you mean '{close[0]}'? It belongs at the top, before any [table]."
+    return ""
+
+
+def _bare_key(line: str) -> str | None:
+    """Return the key of a TOML line that assigns nothing (``lam =``), else None."""
+    found = re.fullmatch(r"\s*([A-Za-z0-9_.\-\"' ]+?)\s*=\s*(#.*)?", line)
+    return found.group(1).strip() if found else None
+
+
+def _misspelt(key: str, table: dict[str, Any]) -> str:
+    """Return a note naming a key of ``table`` that is probably ``key`` misspelt, or ""."""
+    for written in table:
+        if written == key:
+            continue
+        if _KEY_ALIASES.get(written) == key or difflib.get_close_matches(written, [key], n=1):
+            return f" (the file has '{written}': did you mean '{key}'?)"
     return ""
 
 

@@ -14,10 +14,47 @@ from . import text
 
 
 def derivation(deriv: Derivation) -> RenderableType:
-    """Return the derivation in a panel titled with the problem (no markup is interpreted)."""
+    """Return the derivation in a panel titled with the problem (no markup is interpreted).
+
+    The summary's paragraphs are re-flowed to the panel's width: a file's
+    summary is hard-wrapped for the file, not for the terminal.
+    """
     body = text.derivation(deriv).split("\n", 1)[1].strip("\n")
     title = Text(f"{deriv.problem.id}: {clean(deriv.problem.title)}", style="bold")
+    paragraphs = prose(deriv.problem.summary)
+    if paragraphs:
+        # The plain rendering holds the summary as the file wraps it, before the loss.
+        body = body[body.index("Loss: ") :]
+        parts: list[RenderableType] = [Text(p + "\n") for p in paragraphs]
+        return Panel(Group(*parts, Text(body)), title=title, title_align="left")
     return Panel(Text(body), title=title, title_align="left")
+
+
+def prose(summary: str) -> list[str]:
+    """Return a hard-wrapped text's paragraphs, each on one line (blank lines separate them).
+
+    >>> prose("One line\nand its rest.\n\nA second paragraph.")
+    ['One line and its rest.', 'A second paragraph.']
+    """
+    blocks = clean(summary).strip().split("\n\n")
+    return [" ".join(block.split()) for block in blocks if block.strip()]
+
+
+def lines(block: list[str], style: str = "") -> Group:
+    """Return lines to print one under the other; LaTeX lines are never wrapped, so that
+    a copy from the terminal gives the whole formula. The first line takes ``style``."""
+    out = []
+    for i, line in enumerate(block):
+        latex = line.lstrip().startswith("LaTeX:")
+        out.append(
+            Text(
+                line,
+                style=style if i == 0 else "",
+                no_wrap=latex,
+                overflow="ignore" if latex else "fold",
+            )
+        )
+    return Group(*out)
 
 
 def _table(traj: Trajectory) -> Table:
@@ -51,7 +88,7 @@ def trajectory(traj: Trajectory, show_derivation: bool = True) -> RenderableType
         parts.append(Text("\n".join(text.start_block(traj)), style="cyan"))
     for update in traj.updates:
         block = text.update_block(traj, update)
-        parts.append(Text(block[0], style="bold") + Text("\n" + "\n".join(block[1:])))
+        parts.append(lines(block, style="bold"))
     if traj.updates:
         parts.append(_table(traj))
     style = {"diverged": "bold red", "diverging": "yellow"}.get(traj.status, "bold green")
