@@ -486,3 +486,71 @@ def test_symbolic_gradients_over_many_rows_are_evaluated_in_bounded_blocks(monke
     monkeypatch.setattr(descent_module, "BLOCK_ELEMENTS", 700)  # two points a block
     blocked = descent_module.symbolic_columns(derivation, ("w", "b"), points)
     assert np.array_equal(whole, blocked)
+
+
+# -- values the dtype cannot hold, and JSON that always ends with a summary ------------
+
+
+def test_a_value_beyond_float32_is_refused_rather_than_blamed_on_the_rate(refuses):
+    """x = 1e155 becomes inf in float32 before any update; the rate 0.1 < 4 is not to blame."""
+    refuses(
+        ["step", "seed-x", "--set", "x=1e155", "--format", "json"],
+        "--set x=…: 1e+155 is beyond float32's range",
+    )
+
+
+def test_a_file_value_beyond_its_dtype_is_named_at_its_key(tmp_path):
+    path = problem_file(tmp_path, x="1e40")
+    with pytest.raises(ProblemError, match=r"values.x: 1e\+40 is beyond float32's range"):
+        load(path)
+    path.write_text(path.read_text() + 'dtype = "float64"\n')
+    assert load(path).values["x"] == 1e40
+
+
+def test_json_lines_end_with_a_summary_when_the_run_fails(capsys, monkeypatch):
+    import json
+
+    from tutor.cli import main
+    from tutor.render import jsonl
+
+    def broken(traj):
+        raise ValueError("a field could not be written")
+
+    monkeypatch.setattr(jsonl, "summary", broken)
+    with pytest.raises(ValueError):
+        main(["step", "seed-w", "--format", "json", "--steps", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["step"] for line in lines[:-1]] == [1, 2, 3]
+    assert json.loads(lines[-1]) == {
+        "summary": {
+            "problem": "seed-w",
+            "status": "error",
+            "reason": "a field could not be written",
+            "steps": 3,
+        }
+    }
+
+
+def test_json_lines_end_with_an_interrupted_summary_on_ctrl_c():
+    """Ctrl-C during a long run: the lines written so far, then the summary, then exit 130."""
+    import json
+
+    command = [sys.executable, "-m", "tutor", "step", "seed-x", "--steps", "1000000"]
+    with subprocess.Popen(
+        [*command, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        first = process.stdout.readline()  # the run has started writing
+        assert json.loads(first)["step"] == 1
+        process.send_signal(signal.SIGINT)
+        rest = process.stdout.read()  # from the same buffered reader as the first line
+        process.wait(timeout=60)
+    lines = [first, *rest.splitlines()]
+    last = json.loads(lines[-1])["summary"]
+    assert last["status"] == "interrupted"
+    assert last["steps"] == len(lines) - 1
+    # Every line before it is a whole update, numbered in order.
+    assert [json.loads(line)["step"] for line in lines[:-1]] == list(range(1, len(lines)))
+    assert process.returncode == 130

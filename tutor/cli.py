@@ -8,6 +8,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,12 +18,13 @@ from rich.text import Text
 from . import __version__
 from ._clean import clean
 from .errors import TutorError, UsageError
-from .model import Columns, Problem
+from .model import Columns, Derivation, Problem, Trajectory
 from .problem import (
     DTYPES,
     MAX_STEPS,
     VARIABLE_MODES,
     load,
+    range_problem,
     rate_problem,
     shipped_ids,
     work_problem,
@@ -54,11 +56,36 @@ def _write(text: str) -> None:
 
 def _write_raw(text: str) -> None:
     try:
-        click.echo(text, nl=False)
+        fd = _stdout_fd()
+        if fd is None:  # captured output (a test runner, a notebook)
+            click.echo(text, nl=False)
+            return
+        sys.stdout.flush()
+        _write_all(fd, text.encode(sys.stdout.encoding or "utf-8", errors="replace"))
     except BrokenPipeError as exc:
         raise _ReaderGone from exc
     except OSError as exc:
         raise _OutputFailed(exc.strerror or str(exc)) from None
+
+
+def _stdout_fd() -> int | None:
+    """Return standard output's file descriptor, or None when it has none."""
+    try:
+        return sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd``.
+
+    Python's buffered stdout drops the rest of a large write when a signal
+    (Ctrl-C, with its handler installed) interrupts it part way into a pipe;
+    ``os.write`` reports the part written, and the loop writes the remainder.
+    """
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 #: The longest error line printed; longer ones (a file with thousands of bad keys) are cut.
@@ -195,6 +222,11 @@ def _apply_overrides(
     why = work_problem(changed.steps, changed.rows)
     if why:
         raise UsageError(f"--steps {changed.steps}: {why}")
+    for name, value in {**changed.values, **changed.constants}.items():
+        why = range_problem(value, changed.dtype)
+        if why:
+            flag = f"--set {name}=…" if name in sets else f"{name} (from the file)"
+            raise UsageError(f"{flag}: {why.replace('dtype', '--dtype')}")
     return changed
 
 
@@ -317,19 +349,14 @@ def step(
     from .descent import descend
 
     fmt = fmt or ("rich" if _use_rich() else "plain")
-    from .render import jsonl, latex, terminal, text
+    from .render import latex, terminal, text
 
     if show_code:
         from .render.code import update_code
 
         _write(update_code(loaded) + "\n")
     if fmt == "json":
-        # Each piece of a long run is written while the next is computed.
-        def write(columns: Columns, first: int) -> None:
-            _write("".join(line + "\n" for line in jsonl.updates(columns, first)))
-
-        traj = descend(derivation, TensorFlowBackend(), on_updates=write)
-        _write(jsonl.summary(traj) + "\n")
+        traj = _json_run(derivation, TensorFlowBackend())
     else:
         traj = descend(derivation, TensorFlowBackend())
     if interactive:
@@ -416,6 +443,44 @@ def handout(
     if pdf:
         build_pdf(tex, target.with_suffix(".pdf"))
         _write(f"wrote {target.with_suffix('.pdf')}\n")
+
+
+def _json_run(derivation: Derivation, backend: Any) -> Trajectory:
+    """Write a run as JSON Lines, each piece as soon as it is computed; return the run.
+
+    Once an update is written, the lines end with a summary whatever happens:
+    on an error its status is ``error``, on Ctrl-C ``interrupted``, each with
+    the reason, and the error then goes on to its one line on standard error.
+    """
+    from .descent import descend
+    from .render import jsonl
+
+    written = 0
+
+    def write(columns: Columns, first: int) -> None:
+        nonlocal written
+        _write("".join(line + "\n" for line in jsonl.updates(columns, first)))
+        written = first + len(columns) - 1
+        if pressed.is_set():  # Ctrl-C acts here, between whole lines
+            raise KeyboardInterrupt
+
+    def stop(status: str, reason: str) -> None:
+        if written:
+            _write(jsonl.stopped(derivation.problem.id, status, reason, written) + "\n")
+
+    try:
+        with _ctrl_c_deferred() as pressed:
+            traj = descend(derivation, backend, on_updates=write)
+        _write(jsonl.summary(traj) + "\n")
+    except KeyboardInterrupt:
+        stop("interrupted", f"stopped by Ctrl-C after update {written}")
+        raise
+    except (_ReaderGone, _OutputFailed):
+        raise
+    except Exception as exc:
+        stop("error", " ".join(str(exc).split()) or type(exc).__name__)
+        raise
+    return traj
 
 
 _PROMPT = "[Enter] next update   [a] all the rest   [q] quit "
@@ -529,6 +594,26 @@ def verify_command(
     if not all(r.passed for r in reports):
         _error("tutor verify: TensorFlow and SymPy disagree beyond the bound")
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[threading.Event]:
+    """Turn Ctrl-C into an event the block checks where it is safe to stop.
+
+    A KeyboardInterrupt raised wherever the main thread happens to be can cut
+    a line of output in half; the block raises it itself, between lines. Off
+    the main thread (where no handler can be set) Ctrl-C acts as usual.
+    """
+    pressed = threading.Event()
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.set())
+    except ValueError:
+        yield pressed
+        return
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Terminated(Exception):

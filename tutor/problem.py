@@ -320,6 +320,13 @@ class _Reader:
             why = rate_problem(settings["learning_rate"], settings["dtype"])
             if why:
                 self.error("descent.learning_rate", why)
+        for section in _SECTIONS:
+            for name, value in self.raw[section].items():
+                for item in value if isinstance(value, list) else [value]:
+                    why = range_problem(item, settings["dtype"])
+                    if why:
+                        self.error(f"{section}.{name}", why)
+                        break
         return settings
 
     # -- keys and plain values ------------------------------------------------------
@@ -637,6 +644,29 @@ def work_problem(steps: int, rows: int) -> str | None:
         f"steps × rows = {steps * rows} is above the limit {MAX_ROW_STEPS}; "
         f"use at most {MAX_ROW_STEPS // rows} steps for {rows} rows"
     )
+
+
+def range_problem(value: Any, dtype: str) -> str | None:
+    """Return why ``value`` cannot be held in ``dtype`` (it would become ±inf), or None.
+
+    >>> range_problem(1e155, "float32")
+    "1e+155 is beyond float32's range (±3.4e+38); use dtype float64 or rescale the problem"
+    >>> range_problem(1e155, "float64") is None
+    True
+    """
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    limit = float(np.finfo(dtype).max)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None  # reported as not finite
+    if math.isfinite(number) and abs(number) > limit:
+        fix = "use dtype float64 or rescale" if dtype == "float32" else "rescale"
+        return f"{number:g} is beyond {dtype}'s range (±{limit:.2g}); {fix} the problem"
+    return None
 
 
 def rate_problem(rate: float, dtype: str) -> str | None:

@@ -151,6 +151,19 @@ def summary(traj: Trajectory) -> str:
     return _dump({"summary": out})
 
 
+def stopped(problem_id: str, status: str, reason: str, steps: int) -> str:
+    """Return the summary line of a run cut short by an error or an interrupt.
+
+    JSON Lines that began always end with a summary, so that a reader can tell
+    a finished run from one that stopped.
+
+    >>> stopped("seed-w", "error", "disk full", 3)
+    '{"summary": {"problem": "seed-w", "status": "error", "reason": "disk full", "steps": 3}}'
+    """
+    out = {"problem": problem_id, "status": status, "reason": reason, "steps": steps}
+    return _dump({"summary": out})
+
+
 def analysis(deriv: Derivation) -> dict[str, Any] | None:
     """Return the convergence analysis as JSON (None when there is none)."""
     a = deriv.analysis
