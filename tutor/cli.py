@@ -401,6 +401,126 @@ def _ask() -> str:
             return "q"
 
 
+_FORMATS_GRAPH = ("rich", "plain", "latex", "json", "dot")
+
+
+@cli.command(short_help="Show the loss as a computation graph, backward pass included.")
+@click.argument("problem")
+@click.option(
+    "--at",
+    "at",
+    type=click.IntRange(0, MAX_STEPS),
+    default=0,
+    metavar="STEP",
+    help="Show the graph after STEP updates of the descent (default 0: the starting values).",
+)
+@click.option(
+    "--row",
+    type=click.IntRange(1, None),
+    default=1,
+    metavar="I",
+    help="With [data]: the row whose graph is shown (1-based, default 1).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    callback=_parse_set,
+    metavar="SYM=VALUE",
+    help="Start SYM at VALUE instead of the file's value (repeatable).",
+)
+@click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point type. Default: float32.")
+@click.option(
+    "--no-tf",
+    "no_tf",
+    is_flag=True,
+    help="SymPy's side only: do not import TensorFlow (with --at 0).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS_GRAPH),
+    help="Output format. Default: rich on a terminal, plain when piped or NO_COLOR is set.",
+)
+def graph(
+    problem: str,
+    at: int,
+    row: int,
+    sets: dict[str, float],
+    dtype: str | None,
+    no_tf: bool,
+    fmt: str | None,
+) -> None:
+    """Show PROBLEM's loss as a computation graph: each node's value, local derivative
+    and gradient ∂L/∂node, from SymPy's closed forms and from TensorFlow's tape.
+
+    Exit status 1 when TensorFlow's and SymPy's gradients disagree beyond the
+    verification bound at some node.
+    """
+    loaded = _apply_overrides(load(problem), (), None, None, sets, None, dtype)
+    if no_tf and at:
+        raise UsageError(
+            f"--at {at} needs TensorFlow, whose gradient drives the descent; "
+            "drop --no-tf or use --at 0"
+        )
+    if loaded.data and row > loaded.rows:
+        raise UsageError(
+            f"--row {row}: {loaded.id} has {loaded.rows} data rows; give 1 to {loaded.rows}"
+        )
+    fmt = fmt or ("rich" if _use_rich() else "plain")
+    built = _graph_at(loaded, at, row - 1, not no_tf)
+    from .render import graph as render
+
+    if fmt == "rich":
+        _print_rich(render.rich(built))
+    elif fmt == "plain":
+        _write(render.text(built))
+    elif fmt == "latex":
+        _write(render.latex(built))
+    elif fmt == "json":
+        _write(render.to_json(built))
+    else:
+        _write(render.dot(built))
+    if built.failures:
+        click.echo(
+            "tutor graph: TensorFlow and SymPy disagree beyond the bound: " + built.failures[0],
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _graph_at(problem: Problem, at: int, row: int, autodiff: bool) -> Any:
+    """Return the computation graph at the values before update ``at`` + 1 of the descent."""
+    from .graph import build
+
+    derivation = derive(problem)
+    values = dict(problem.values)
+    if at:
+        from .autodiff import TensorFlowBackend
+        from .errors import DescentError
+
+        last = None
+        for k, update in enumerate(TensorFlowBackend().run(problem, problem.values, at), 1):
+            last = update
+            if k == at:
+                break
+        assert last is not None
+        values.update(last.updated)
+        if not all(math.isfinite(v) for v in values.values()):
+            raise DescentError(
+                f"the descent reached non-finite values by update {at} ({values}); "
+                "choose a smaller --at or learning rate"
+            )
+    return build(
+        problem,
+        values,
+        at=at,
+        row=row if problem.data else 0,
+        autodiff=autodiff,
+        derivation=derivation,
+    )
+
+
 @cli.command(short_help="Validate problem files without running them.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 def check(files: tuple[str, ...]) -> None:

@@ -478,9 +478,6 @@ class _Symbolic:
         ids = self.ids()
         nodes: list[GraphNode] = []
         edges: list[Edge] = []
-        if self.n:
-            nodes.append(self._mean_node(ids, tf_side))
-            edges.append(self._mean_edge(ids))
         seen: set[str] = set()
         for i in self.preorder():
             entry, node_id = self.entries[i], ids[i]
@@ -490,6 +487,10 @@ class _Symbolic:
                 continue
             seen.add(node_id)
             nodes.append(self._node(i, ids, tf_side))
+        if self.n:
+            top = nodes[0]
+            nodes.insert(0, self._mean_node(ids, tf_side))
+            edges.insert(0, self._mean_edge(top))
         loss = self._loss()
         return Graph(
             problem=self.problem,
@@ -587,10 +588,9 @@ class _Symbolic:
             inputs=(ids[self.root],),
         )
 
-    def _mean_edge(self, ids: dict[int, str]) -> Edge:
+    def _mean_edge(self, top: GraphNode) -> Edge:
         local = sympy.Rational(1, self.n)
-        passed = Adjoint(local, float(local))
-        return Edge("L", ids[self.root], 0, local, float(local), passed)
+        return Edge("L", top.id, 0, local, float(local), top.adjoint)
 
     def _edge(
         self, i: int, c: int, position: int, ids: dict[int, str], tf_side: _Autodiff | None
