@@ -324,6 +324,12 @@ def step(
     help="A Jinja2 LaTeX template to use instead of "
     "the shipped one (copy tutor/templates/handout.tex.j2 to start).",
 )
+@click.option(
+    "--graph",
+    "graph",
+    is_flag=True,
+    help="Add each problem's computation graph (the backward pass, node by node).",
+)
 def handout(
     problems: tuple[str, ...],
     output: str | None,
@@ -332,6 +338,7 @@ def handout(
     seed: int,
     answers: bool,
     template: str | None,
+    graph: bool,
 ) -> None:
     """Write a LaTeX handout of PROBLEM(s); with --pdf, build the PDF too."""
     from pathlib import Path
@@ -343,6 +350,10 @@ def handout(
         raise UsageError(
             "--answers goes with --variants N: the worked handout already shows every answer"
         )
+    if graph and variants:
+        raise UsageError(
+            "--graph adds a section to the worked handout; it does not go with --variants"
+        )
     loaded = [load(p) for p in problems]
     source = template_source(template)
     target = Path(output or f"{loaded[0].id}.tex")
@@ -353,7 +364,9 @@ def handout(
     from .autodiff import TensorFlowBackend
     from .handout import build
 
-    document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers)
+    document = build(
+        loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers, graph=graph
+    )
     tex = render(document, source)
     write_atomic(target, tex.encode("utf-8"))
     _write(f"wrote {target}\n")

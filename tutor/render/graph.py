@@ -423,7 +423,7 @@ def dot(graph: Graph) -> str:
 #: The widest picture, in cm: the text width of an A4 page with the handout's margins.
 _WIDTH_CM = 16.0
 _STEP_CM = 3.2
-_LEVEL_CM = 2.3
+_LEVEL_CM = 2.6
 
 
 def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
@@ -469,7 +469,9 @@ def _tikz_node(graph: Graph, node: GraphNode) -> str:
         title = f"${_latex.math(node.expr)}$"
         if node.name:
             title = f"${node.name} = {_latex.math(node.expr)}$"
-    lines = [title, rf"$= {_tikz_number(node.value)}$"]
+        elif graph.row is not None and node.id == graph.root.inputs[0]:
+            title = rf"$\ell_{{{graph.row + 1}}} = {_latex.math(node.expr)}$"
+    lines = [title] if node.kind == "number" else [title, rf"$= {_tikz_number(node.value)}$"]
     if node.adjoint is not None:
         grad = rf"$\partial L/\partial\cdot = {_tikz_number(node.adjoint.symbolic)}$"
         if node.adjoint.verdict:
@@ -490,7 +492,7 @@ def tikz(graph: Graph) -> str:
     lines = [
         r"\begin{tikzpicture}[every node/.style={font=\small},",
         r"  op/.style={draw, rounded corners, align=center, fill=white, inner sep=3pt},",
-        r"  leaf/.style={draw, ellipse, align=center, fill=white, inner sep=1pt},",
+        r"  leaf/.style={draw, rounded corners=7pt, align=center, fill=black!6, inner sep=3pt},",
         r"  lab/.style={font=\scriptsize, fill=white, inner sep=1pt, align=center}]",
     ]
     for node in graph.nodes:
@@ -520,6 +522,12 @@ def latex(graph: Graph) -> str:
         "loss with respect to it. Each arrow: the local derivative, and in red the gradient "
         "passed down it (the upstream gradient times the local derivative)."
     )
+    if graph.row is not None:
+        legend += (
+            f" The loss is the mean of the {graph.problem.rows} rows' losses; the graph is "
+            f"row {graph.row + 1}'s, so each box holds that row's part of the gradient "
+            "(and a symbol's box its gradient over all rows)."
+        )
     if graph.autodiff:
         legend += (
             " A tick: TensorFlow's tape gives the same gradient within the verification bound."
