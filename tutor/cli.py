@@ -234,6 +234,12 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
     help="Also print the TensorFlow code of one update, in the notebook's style.",
 )
 @click.option(
+    "--backprop",
+    is_flag=True,
+    help="Also show the backward pass of the first update as a computation graph "
+    "(see 'tutor graph').",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(_FORMATS_STEP),
@@ -250,9 +256,16 @@ def step(
     dtype: str | None,
     interactive: bool,
     show_code: bool,
+    backprop: bool,
     fmt: str | None,
 ) -> None:
     """Run gradient descent on PROBLEM, each update beside its derivation."""
+    if backprop and fmt not in (None, "rich", "plain"):
+        raise UsageError(
+            f"--backprop shows the graph as text; it does not go with --format {fmt}. "
+            f"Use 'tutor graph PROBLEM --format {fmt if fmt in ('latex', 'json') else 'dot'}' "
+            "for the graph alone"
+        )
     if interactive and fmt not in (None, "rich", "plain"):
         raise UsageError(
             f"--interactive shows updates one by one; it does not go with --format "
@@ -294,6 +307,15 @@ def step(
         _write(text.seed(traj))
     elif fmt == "latex":
         _write(latex.trajectory(traj))
+    if backprop:
+        from .render import graph as render_graph
+
+        built = _graph_at(loaded, 0, 0, True)
+        _write("\nThe backward pass of update 1, node by node:\n")
+        if fmt == "rich":
+            _print_rich(render_graph.rich(built))
+        else:
+            _write(render_graph.text(built))
     if traj.status == "diverged":
         click.echo(f"tutor step: the descent diverged: {traj.reason}.", err=True)
         sys.exit(1)
