@@ -340,16 +340,22 @@ def build(
     ``autodiff`` adds TensorFlow's adjoints and their verdicts (importing
     TensorFlow); without it the graph holds SymPy's side only.
     ``derivation`` (a :class:`tutor.model.Derivation`) supplies the names of
-    inner functions; it is derived when not given.
+    inner functions; without it the rule steps of each wrt partial are derived.
     """
     if problem.data and not 0 <= row < problem.rows:
         raise ValueError(f"row {row} is outside 0…{problem.rows - 1}")
     point = _rounded({**problem.values, **(values or {})}, problem.dtype)
     if derivation is None:
-        from .symbolic import derive
+        from .steps import explain
 
-        derivation = derive(problem)
-    refs = _derivation_refs([(p.symbol, p.steps) for p in derivation.partials])
+        mean = bool(problem.data)
+        partials = [
+            (s, explain(problem.loss, problem.symbol(s), mean_over_rows=mean)[0])
+            for s in problem.wrt
+        ]
+    else:
+        partials = [(p.symbol, p.steps) for p in derivation.partials]
+    refs = _derivation_refs(partials)
     sym = _Symbolic(problem, point, row if problem.data else None, refs)
     tf_side = _Autodiff(problem, point, sym) if autodiff else None
     return sym.graph(at, tf_side)
