@@ -19,6 +19,7 @@ from .._numbers import clean, number
 from ..graph import Adjoint, Edge, Graph, GraphNode
 from . import latex as _latex
 
+
 def _subscript(k: int) -> str:
     return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
@@ -159,7 +160,11 @@ def leaf_lines(graph: Graph) -> list[str]:
             if e.passed is not None
         )
         total = _both(node.adjoint)
-        what = f"∂L/∂{node.id}" if graph.row is None else f"row {graph.row + 1}'s part of ∂L/∂{node.id}"
+        what = (
+            f"∂L/∂{node.id}"
+            if graph.row is None
+            else f"row {graph.row + 1}'s part of ∂L/∂{node.id}"
+        )
         if len(paths) > 1:
             count = "two" if len(paths) == 2 else str(len(paths))
             sums = " + ".join(f"({s})" if s.startswith("-") else s for s in shares)
@@ -168,7 +173,9 @@ def leaf_lines(graph: Graph) -> list[str]:
         else:
             lines.append(f"  {what} = {total}   (one path: {through})")
         if node.total is not None:
-            lines.append(f"  ∂L/∂{node.id} over all {graph.problem.rows} rows = {_both(node.total)}")
+            lines.append(
+                f"  ∂L/∂{node.id} over all {graph.problem.rows} rows = {_both(node.total)}"
+            )
     return lines
 
 
@@ -210,7 +217,9 @@ def text(graph: Graph) -> str:
         branch = "" if depth == 0 else ("└─ " if last else "├─ ")
         cont = "" if depth == 0 else ("   " if last else "│  ")
         lines.append(prefix + branch + block[0])
-        lines += [prefix + cont + ("│  " if _has_children(tree, k) else "   ") + b for b in block[1:]]
+        lines += [
+            prefix + cont + ("│  " if _has_children(tree, k) else "   ") + b for b in block[1:]
+        ]
     lines += ["", *leaf_lines(graph)]
     chain = chain_lines(graph)
     if chain:
@@ -401,7 +410,9 @@ def dot(graph: Graph) -> str:
     ]
     for node in graph.nodes:
         shape = ", shape=ellipse" if node.kind in ("symbol", "number") else ""
-        lines.append(f"  {_dot_string(node.id)} [label={_dot_string(_dot_node_label(node))}{shape}];")
+        lines.append(
+            f"  {_dot_string(node.id)} [label={_dot_string(_dot_node_label(node))}{shape}];"
+        )
     for e in graph.edges:
         label = ""
         if e.local is not None and e.passed is not None:
@@ -475,7 +486,9 @@ def _tikz_node(graph: Graph, node: GraphNode) -> str:
     if node.adjoint is not None:
         grad = rf"$\partial L/\partial\cdot = {_tikz_number(node.adjoint.symbolic)}$"
         if node.adjoint.verdict:
-            grad += r" \checkmark" if node.adjoint.verdict == "pass" else f" ({node.adjoint.verdict})"
+            grad += (
+                r" \checkmark" if node.adjoint.verdict == "pass" else f" ({node.adjoint.verdict})"
+            )
         lines.append(grad)
     if node.total is not None:
         lines.append(rf"all rows: ${_tikz_number(node.total.symbolic)}$")
@@ -532,6 +545,4 @@ def latex(graph: Graph) -> str:
         legend += (
             " A tick: TensorFlow's tape gives the same gradient within the verification bound."
         )
-    return "\n".join(
-        [r"\begin{center}", tikz(graph), r"\end{center}", legend, ""]
-    )
+    return "\n".join([r"\begin{center}", tikz(graph), r"\end{center}", legend, ""])
