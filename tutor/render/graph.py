@@ -60,6 +60,36 @@ def _ref(graph: Graph, node: GraphNode) -> str:
     return text if node.kind == "symbol" else f"({text})"
 
 
+_RELATIONS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
+
+
+def _math(expr: sympy.Basic) -> str:
+    """Return ``expr`` on one line; a piecewise derivative reads ``u if d ≥ |u|, else d·sign(u)``."""
+    if isinstance(expr, sympy.Piecewise):
+        pieces = []
+        for value, cond in expr.args:
+            shown = _bars(value)
+            pieces.append(shown if cond is sympy.true else f"{shown} if {_condition(cond)}")
+        return ", else ".join(pieces)
+    return _bars(expr)
+
+
+def _bars(expr: sympy.Basic) -> str:
+    """Return ``expr`` on one line with absolute values written |u| rather than Abs(u)."""
+    bars = {a: sympy.Symbol(f"|{_m(a.args[0])}|", real=True) for a in expr.atoms(sympy.Abs)}
+    return _m(expr.xreplace(bars))
+
+
+def _condition(cond: sympy.Basic) -> str:
+    if isinstance(cond, sympy.core.relational.Relational) and cond.rel_op in _RELATIONS:
+        return f"{_side(cond.lhs)} {_RELATIONS[cond.rel_op]} {_side(cond.rhs)}"
+    return _m(cond)
+
+
+def _side(expr: sympy.Basic) -> str:
+    return f"|{_m(expr.args[0])}|" if isinstance(expr, sympy.Abs) else _m(expr)
+
+
 def _local(graph: Graph, edge: Edge) -> str:
     """Return "∂(u²)/∂u = 2u = −9": the local derivative on ``edge``, symbolic and its number."""
     parent, child = graph.node(edge.parent), graph.node(edge.child)
@@ -67,7 +97,7 @@ def _local(graph: Graph, edge: Edge) -> str:
     assert edge.local is not None
     if edge.local.is_Number:
         return f"{head} = {_n(edge.local_value)}"
-    return f"{head} = {_m(edge.local)} = {_n(edge.local_value)}"
+    return f"{head} = {_math(edge.local)} = {_n(edge.local_value)}"
 
 
 def header(graph: Graph) -> list[str]:
@@ -276,13 +306,13 @@ def rich(graph: Graph) -> Any:
         del stack[depth:]
         stack.append(stack[-1].add(label(block)))
     style = "bold red" if graph.failures else "bold green"
-    return Group(
-        Text(clean("\n".join(header(graph)))),
-        root,
-        Text(clean("\n".join(leaf_lines(graph)))),
-        Text(clean("\n".join(chain_lines(graph)))),
-        Text(clean(verdict_line(graph)), style=style),
-    )
+    parts = [Text(clean("\n".join(header(graph))) + "\n"), root]
+    parts.append(Text("\n" + clean("\n".join(leaf_lines(graph)))))
+    chain = chain_lines(graph)
+    if chain:
+        parts.append(Text("\n" + clean("\n".join(chain))))
+    parts.append(Text("\n" + clean(verdict_line(graph)), style=style))
+    return Group(*parts)
 
 
 # ---------------------------------------------------------------------------------------
@@ -418,7 +448,7 @@ def dot(graph: Graph) -> str:
         if e.local is not None and e.passed is not None:
             local = _n(e.local_value)
             if not e.local.is_Number:
-                local = f"{_m(e.local)} = {local}"
+                local = f"{_math(e.local)} = {local}"
             label = f"local {local}\ngradient {_n(e.passed.symbolic)}"
         lines.append(
             f"  {_dot_string(e.child)} -> {_dot_string(e.parent)} [label={_dot_string(label)}];"
