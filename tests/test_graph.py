@@ -389,3 +389,12 @@ def test_text_formats_show_the_tree(fmt):
         buffer = StringIO()
         Console(file=buffer, width=120, color_system=None).print(render.rich(graph))
         assert "u = wx − y" in buffer.getvalue()
+
+
+def test_a_kink_is_named_not_counted_as_a_disagreement(run_cli):
+    """At 1 − wxy = 0 the hinge's max ties: SymPy's H(0) = 1/2, TF's tf.maximum sends 0 to u."""
+    args = ("graph", "hinge", "--set", "w=1", "--set", "x=1", "--set", "y=1", "--format", "plain")
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    assert "∂L/∂u = 1 × 0.5 = 0.5   [TF 0 — a kink point, see below]" in out
+    assert "at a kink (max(0, 1 - y*w*x) at 0 = 1 - y*w*x" in out.splitlines()[-1]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -658,6 +659,25 @@ class _Autodiff:
         self.sym = sym
         self.grads = self._tape()
         self.totals = self._totals()
+        self.places = self._hazard_places()
+
+    def _hazard_places(self) -> dict[str, str]:
+        """Where the loss itself is at a kink, singular point or overflow, by kind, as written."""
+        from .tolerance import analyse
+
+        symbols = [s for s in self.point if s not in self.problem.data]
+        if not symbols:
+            return {}
+        problem = _probed(self.problem, [], self.sym.row)
+        assessment = analyse(problem, symbols[0]).assess(
+            {k: np.array([v]) for k, v in self.point.items()}
+        )
+        places: dict[str, str] = {}
+        for hazard in assessment.hazards:
+            if hazard.mask[0]:
+                text = places.get(hazard.kind)
+                places[hazard.kind] = f"{text}; {hazard.text}" if text else hazard.text
+        return places
 
     def _tape(self) -> dict[int, float]:
         """Return TF's ∂L/∂entry (in the shown row) for every varying entry.
@@ -739,7 +759,7 @@ class _Autodiff:
         autodiff = self.totals[symbol]
         analysis = analyse(self.problem, symbol)
         assessment = analysis.assess({k: np.array([v]) for k, v in self.point.items()})
-        return _verdict(autodiff, exact, assessment)
+        return _verdict(autodiff, exact, assessment, self.places)
 
     def _judge(self, autodiff: float, expr: sympy.Expr, paths: list[tuple[int, ...]]) -> Adjoint:
         from .tolerance import analyse
@@ -748,7 +768,7 @@ class _Autodiff:
         analysis = analyse(problem, _PROBE)
         points = {**{k: np.array([v]) for k, v in self.point.items()}, _PROBE: np.zeros(1)}
         assessment = analysis.assess(points)
-        return _verdict(autodiff, self.sym.exact(expr), assessment)
+        return _verdict(autodiff, self.sym.exact(expr), assessment, self.places)
 
 
 def _probed(problem: Problem, paths: list[tuple[int, ...]], row: int | None) -> Problem:
@@ -771,8 +791,14 @@ def _probed(problem: Problem, paths: list[tuple[int, ...]], row: int | None) -> 
     return dataclasses.replace(problem, tree=tree, data={}, constants=constants)
 
 
-def _verdict(autodiff: float, exact: Any, assessment: Any) -> Adjoint:
-    """Return TF's number with its verdict against the exact value (mpmath), as verify judges."""
+def _verdict(
+    autodiff: float, exact: Any, assessment: Any, places: Mapping[str, str] | None = None
+) -> Adjoint:
+    """Return TF's number with its verdict against the exact value (mpmath), as verify judges.
+
+    ``places`` says where the loss itself has each kind of hazard; a hazard
+    found only on the way to one adjoint is described as the bound found it.
+    """
     tolerance = float(assessment.tolerance[0])
     base = Adjoint(sympy.S.Zero, math.nan, autodiff, tolerance, "undefined")
     hazards = assessment.hazards_at(0)
@@ -785,6 +811,24 @@ def _verdict(autodiff: float, exact: Any, assessment: Any) -> Adjoint:
     if kind != "kink" and within:
         return dataclasses.replace(base, verdict="pass")
     if hazards:
-        where = "; ".join(h.text for h in hazards)
-        return dataclasses.replace(base, verdict=kind, note=f"{kind} at {where}")
+        where = (places or {}).get(kind) or "; ".join(
+            dict.fromkeys(_unprobed(h.text) for h in hazards)
+        )
+        return dataclasses.replace(base, verdict=kind, note=_HAZARD_NOTES[kind].format(where=where))
     return dataclasses.replace(base, verdict="fail")
+
+
+#: What each hazard means for the comparison, as ``tutor verify`` words it.
+_HAZARD_NOTES = {
+    "kink": "at a kink ({where}, within rounding error of the switch): TF takes the branch "
+    "its rounded values choose, SymPy its own convention",
+    "singular": "at a singular point ({where}), within rounding error of it",
+    "overflow": "an overflow: {where} reaches the dtype's largest number within its rounding error",
+    "undefined": "outside the loss's domain ({where})",
+}
+
+
+def _unprobed(text: str) -> str:
+    """Return a hazard's description without the probe symbol the bound was computed with."""
+    text = re.sub(rf"\s*\+\s*{_PROBE}", "", text)
+    return re.sub(r"\(([\w.]+)\)", r"\1", text)
