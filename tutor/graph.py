@@ -80,7 +80,8 @@ class GraphNode:
     """One node: an operation, a symbol or a number, with its value and its adjoint.
 
     ``form`` is the operation written on its inputs' names (``u²``);
-    ``inputs`` the ids of the nodes it reads; ``steps`` the derivation's rule
+    ``short`` the operation on its inputs' names or ids (``y·log(n5)``), for
+    pictures; ``inputs`` the ids of the nodes it reads; ``steps`` the derivation's rule
     steps that differentiate this node (``∂L/∂w: chain rule, inner u = wx −
     y``). ``total`` is, for a symbol with data, ∂L/∂s over every row.
     """
@@ -96,6 +97,7 @@ class GraphNode:
     inputs: tuple[str, ...] = ()
     steps: tuple[str, ...] = ()
     total: Adjoint | None = None
+    short: sympy.Expr | None = None
 
     @property
     def label(self) -> str:
@@ -387,6 +389,8 @@ class _Symbolic:
         self.n = problem.rows
         self.locals: dict[tuple[int, int], sympy.Expr] = {}
         self.forms: dict[int, sympy.Expr] = {}
+        self.shorts: dict[int, sympy.Expr] = {}
+        self._ids: dict[int, str] | None = None
         self._locals()
         self.adjoints = self._adjoints()
 
@@ -420,6 +424,14 @@ class _Symbolic:
         name = self.named.get(entry.expr) if entry.kind == "operation" else None
         return sympy.Symbol(name, real=True) if name else entry.expr
 
+    def short_name(self, i: int) -> sympy.Expr:
+        """The entry as a picture's box names it: a symbol, the derivation's name, or its id."""
+        entry = self.entries[i]
+        if entry.kind != "operation":
+            return entry.expr
+        name = self.named.get(entry.expr)
+        return sympy.Symbol(name or self.ids()[i], real=True)
+
     def _locals(self) -> None:
         for i, entry in enumerate(self.entries):
             if entry.kind != "operation":
@@ -428,6 +440,7 @@ class _Symbolic:
             f = to_sympy(shallow)
             symbols = {c: sympy.Symbol(p, real=True) for c, p in placeholders.items()}
             self.forms[i] = f.xreplace({s: self.label(c) for c, s in symbols.items()})
+            self.shorts[i] = f.xreplace({s: self.short_name(c) for c, s in symbols.items()})
             full = {s: self.entries[c].expr for c, s in symbols.items()}
             for c, s in symbols.items():
                 self.locals[(i, c)] = sympy.diff(f, s).xreplace(full)
@@ -471,6 +484,11 @@ class _Symbolic:
 
     def ids(self) -> dict[int, str]:
         """Node ids: n1, n2, … for operations top-down, the name for symbols, c1, … for numbers."""
+        if self._ids is None:
+            self._ids = self._number_ids()
+        return self._ids
+
+    def _number_ids(self) -> dict[int, str]:
         order = self.preorder()
         ops = [i for i in order if self.entries[i].kind == "operation"]
         nums = [i for i in order if self.entries[i].kind == "number"]
@@ -542,6 +560,7 @@ class _Symbolic:
             op=op,
             expr=entry.expr,
             form=self.forms.get(i, entry.expr),
+            short=self.shorts.get(i),
             name=self.named.get(entry.expr, "") if entry.kind == "operation" else "",
             value=self.number(entry.expr),
             adjoint=adjoint,

@@ -482,37 +482,47 @@ def dot(graph: Graph) -> str:
 _WIDTH_CM = 16.0
 _STEP_CM = 3.2
 _LEVEL_CM = 2.6
+#: The tallest picture, in cm: most of the text height, leaving room for the legend.
+_HEIGHT_CM = 19.0
 
 
 def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
-    """Return (x, y) in cm for each node: a tidy tree, symbols on one bottom row."""
-    order: list[tuple[GraphNode, int]] = []
-    xs: dict[int, float] = {}
+    """Return (x, y) in cm for each node: a tidy tree, the symbols side by side on the bottom row.
+
+    Leaves of the tree take one slot each, left to right; an operation sits
+    above the middle of its inputs. A symbol used twice is drawn once, below
+    the middle of its uses, in a slot of its own.
+    """
+    order: list[tuple[GraphNode, int, float]] = []
     slots = [0]
 
     def visit(node: GraphNode, depth: int) -> float:
-        k = len(order)
-        order.append((node, depth))
         children = [graph.node(e.child) for e in graph.edges_from(node.id)]
         if not children:
             x = float(slots[0])
             slots[0] += 1
         else:
             x = sum(visit(c, depth + 1) for c in children) / len(children)
-        xs[k] = x
+        order.append((node, depth, x))
         return x
 
     visit(graph.root, 0)
-    bottom = max(d for _, d in order) if order else 0
+    bottom = max(d for _, d, _ in order)
     step = min(_STEP_CM, _WIDTH_CM / max(1, slots[0] - 1))
-    places: dict[str, list[tuple[float, int]]] = {}
-    for k, (node, depth) in enumerate(order):
-        row = bottom if node.kind == "symbol" else depth
-        places.setdefault(node.id, []).append((xs[k] * step, row))
-    out = {}
-    for node_id, spots in places.items():
-        x = sum(s[0] for s in spots) / len(spots)
-        out[node_id] = (x, -max(s[1] for s in spots) * _LEVEL_CM)
+    level = min(_LEVEL_CM, _HEIGHT_CM / max(1, bottom))
+    out: dict[str, tuple[float, float]] = {}
+    uses: dict[str, list[float]] = {}
+    for node, depth, x in order:
+        if node.kind == "symbol":
+            uses.setdefault(node.id, []).append(x)
+        else:
+            out[node.id] = (x * step, -depth * level)
+    symbols = sorted(uses, key=lambda k: sum(uses[k]) / len(uses[k]))
+    spread = max(1, slots[0] - 1) / max(1, len(symbols) - 1) if len(symbols) > 1 else 0.0
+    for k, node_id in enumerate(symbols):
+        middle = sum(uses[node_id]) / len(uses[node_id])
+        x = k * spread if len(symbols) > 1 else middle
+        out[node_id] = (x * step, -bottom * level)
     return out
 
 
@@ -520,15 +530,27 @@ def _tikz_number(value: float | None) -> str:
     return _n(value)
 
 
-def _tikz_node(graph: Graph, node: GraphNode) -> str:
+#: Expressions longer than this (as text) are shown in a box by their operation on named inputs.
+_SHORT_LABEL = 18
+
+
+def _tikz_title(graph: Graph, node: GraphNode) -> str:
     if node.kind == "mean":
-        title = rf"$L = \frac{{1}}{{{graph.problem.rows}}}\sum_i \ell_i$"
-    else:
-        title = f"${_latex.math(node.expr)}$"
-        if node.name:
-            title = f"${node.name} = {_latex.math(node.expr)}$"
-        elif graph.row is not None and node.id == graph.root.inputs[0]:
-            title = rf"$\ell_{{{graph.row + 1}}} = {_latex.math(node.expr)}$"
+        return rf"$L = \frac{{1}}{{{graph.problem.rows}}}\sum_i \ell_i$"
+    expr = node.expr
+    if node.kind == "operation" and node.short is not None and len(_m(expr)) > _SHORT_LABEL:
+        expr = node.short
+    body = _latex.math(expr)
+    if node.name:
+        body = f"{node.name} = {body}"
+    elif graph.row is not None and node.id == graph.root.inputs[0]:
+        body = rf"\ell_{{{graph.row + 1}}} = {body}"
+    tag = rf"{{\scriptsize {node.id}:}} " if node.kind == "operation" else ""
+    return f"{tag}${body}$"
+
+
+def _tikz_node(graph: Graph, node: GraphNode) -> str:
+    title = _tikz_title(graph, node)
     lines = [title] if node.kind == "number" else [title, rf"$= {_tikz_number(node.value)}$"]
     if node.adjoint is not None:
         grad = rf"$\partial L/\partial\cdot = {_tikz_number(node.adjoint.symbolic)}$"
@@ -555,23 +577,27 @@ def tikz(graph: Graph) -> str:
         r"  leaf/.style={draw, rounded corners=7pt, align=center, fill=black!6, inner sep=3pt},",
         r"  lab/.style={font=\scriptsize, fill=white, inner sep=1pt, align=center}]",
     ]
+    boxes = []
     for node in graph.nodes:
         x, y = places[node.id]
         style = "leaf" if node.kind in ("symbol", "number") else "op"
-        lines.append(
+        boxes.append(
             rf"\node[{style}] ({node.id}) at ({x:.2f},{y:.2f}) {{{_tikz_node(graph, node)}}};"
         )
+    lines += boxes
     for e in graph.edges:
         label = ""
         if e.local is not None and e.passed is not None:
-            local = _latex.math(e.local) if isinstance(e.local, sympy.Basic) else str(e.local)
-            shown = local if local == _n(e.local_value) else f"{local} = {_n(e.local_value)}"
+            shown = _n(e.local_value)
+            if not e.local.is_Number and len(_m(e.local)) <= _SHORT_LABEL // 2:
+                shown = f"{_latex.math(e.local)} = {shown}"
             label = (
                 rf"node[lab, pos=0.5] {{${shown}$ \\ "
                 rf"\textcolor{{red}}{{${_tikz_number(e.passed.symbolic)}$}}}}"
             )
         lines.append(rf"\draw[->] ({e.child}) -- {label} ({e.parent});")
-    lines.append(r"\end{tikzpicture}")
+    # The boxes again, over the arrows that cross them: an arrow never hides a number.
+    lines += ["% the boxes again, drawn over the arrows", *boxes, r"\end{tikzpicture}"]
     return "\n".join(lines)
 
 
