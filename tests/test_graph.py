@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -398,3 +399,25 @@ def test_a_kink_is_named_not_counted_as_a_disagreement(run_cli):
     assert status == 0, err
     assert "∂L/∂u = 1 × 0.5 = 0.5   [TF 0 — a kink point, see below]" in out
     assert "at a kink (max(0, 1 - y*w*x) at 0 = 1 - y*w*x" in out.splitlines()[-1]
+
+
+@pytest.mark.skipif(
+    shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+    reason="TeX Live, latexmk and poppler-utils are installed by .ci/run",
+)
+def test_handout_with_the_graph_builds_into_a_pdf(run_cli, tmp_path):
+    target = tmp_path / "h.tex"
+    status, out, err = run_cli(
+        "handout", "seed-w", "least-squares", "--graph", "-o", str(target), "--pdf"
+    )
+    assert status == 0, err
+    done = subprocess.run(
+        ["pdftotext", str(target.with_suffix(".pdf")), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    text = " ".join(done.stdout.replace("’", "'").split())
+    assert text.count("The computation graph") == 2
+    assert "all rows: −27.92" in text  # least-squares: ∂L/∂w over the five rows
+    assert "the graph is row 1's, so each box holds that row's part of the gradient" in text

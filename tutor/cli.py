@@ -542,8 +542,9 @@ def _graph_at(problem: Problem, at: int, row: int, autodiff: bool) -> Any:
         assert last is not None
         values.update(last.updated)
         if not all(math.isfinite(v) for v in values.values()):
+            shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
             raise DescentError(
-                f"the descent reached non-finite values by update {at} ({values}); "
+                f"--at {at}: the descent reached non-finite values by then ({shown}); "
                 "choose a smaller --at or learning rate"
             )
     return build(
