@@ -421,3 +421,16 @@ def test_handout_with_the_graph_builds_into_a_pdf(run_cli, tmp_path):
     assert text.count("The computation graph") == 2
     assert "all rows: −27.92" in text  # least-squares: ∂L/∂w over the five rows
     assert "the graph is row 1's, so each box holds that row's part of the gradient" in text
+
+
+def test_each_use_of_a_symbol_has_its_own_local_derivative():
+    """For w·w, ∂(a·b)/∂a = b and ∂(a·b)/∂b = a: each path's local derivative is w, not 2w."""
+    graph = build(problem_of("w*w + (w - w)", {"w": 1.5}), autodiff=False)
+    square = next(n for n in graph.nodes if n.op == "*")
+    edges = [e for e in graph.edges_from(square.id)]
+    assert [str(e.local) for e in edges] == ["w", "w"]
+    assert [e.local_value for e in edges] == [1.5, 1.5]
+    # w − w is 0 to SymPy; the graph names the operation TensorFlow runs.
+    difference = next(n for n in graph.nodes if n.op == "-")
+    assert difference.label == "w − w"
+    assert graph.leaf("w").adjoint.symbolic == 3.0  # 1.5 + 1.5 + 1 − 1

@@ -98,13 +98,18 @@ class GraphNode:
     steps: tuple[str, ...] = ()
     total: Adjoint | None = None
     short: sympy.Expr | None = None
+    written: str = ""
 
     @property
     def label(self) -> str:
-        """The node as text: ``u = wx − y`` when the derivation names it, else ``wx − y``."""
+        """The node as text: ``u = wx − y`` when the derivation names it, else ``wx − y``.
+
+        ``written`` (the loss text of the subtree) stands in for the expression
+        where SymPy collapsed the operation: ``w − w`` rather than ``0``.
+        """
         if self.kind == "mean":
             return "L"
-        shown = _m(self.expr)
+        shown = self.written or _m(self.expr)
         return f"{self.name} = {shown}" if self.name else shown
 
 
@@ -388,6 +393,7 @@ class _Symbolic:
         self.root = len(self.entries) - 1
         self.n = problem.rows
         self.locals: dict[tuple[int, int], sympy.Expr] = {}
+        self.local_forms: dict[tuple[int, int], sympy.Expr] = {}
         self.forms: dict[int, sympy.Expr] = {}
         self.shorts: dict[int, sympy.Expr] = {}
         self._ids: dict[int, str] | None = None
@@ -442,8 +448,11 @@ class _Symbolic:
             self.forms[i] = f.xreplace({s: self.label(c) for c, s in symbols.items()})
             self.shorts[i] = f.xreplace({s: self.short_name(c) for c, s in symbols.items()})
             full = {s: self.entries[c].expr for c, s in symbols.items()}
+            named = {s: self.label(c) for c, s in symbols.items()}
             for c, s in symbols.items():
-                self.locals[(i, c)] = sympy.diff(f, s).xreplace(full)
+                derivative = sympy.diff(f, s)
+                self.locals[(i, c)] = derivative.xreplace(full)
+                self.local_forms[(i, c)] = derivative.xreplace(named)
 
     def _adjoints(self) -> dict[int, sympy.Expr]:
         """∂L/∂entry for every varying entry, top-down: upstream times local derivative."""
@@ -561,6 +570,7 @@ class _Symbolic:
             expr=entry.expr,
             form=self.forms.get(i, entry.expr),
             short=self.shorts.get(i),
+            written=_written(entry, self.entries),
             name=self.named.get(entry.expr, "") if entry.kind == "operation" else "",
             value=self.number(entry.expr),
             adjoint=adjoint,
@@ -626,16 +636,11 @@ class _Symbolic:
             return Edge(ids[i], ids[c], position, None, None, None)
         expr = self.adjoints[c]
         judged = tf_side.node(c, expr) if tf_side else None
-        local_form = local
-        shallow_form = self.forms.get(i)
-        if shallow_form is not None:
-            label = self.label(c)
-            local_form = sympy.diff(shallow_form, label) if label.is_Symbol else local
         return Edge(
             ids[i],
             ids[c],
             position,
-            local_form,
+            self.local_forms[(i, c)],
             self.number(local),
             self._adjoint(expr, judged),
         )
@@ -653,6 +658,23 @@ class _Symbolic:
             )
             links.append(ChainLink(symbol, name, inner, outer, outer_ids, inner_ids))
         return tuple(dict.fromkeys(links))
+
+
+def _written(entry: _Entry, entries: Sequence[_Entry]) -> str:
+    """Return the subtree as the loss writes it when SymPy's form has fewer operations, else ""."""
+    if entry.kind != "operation":
+        return ""
+    operations = 0
+    pending = [entry]
+    while pending:
+        e = pending.pop()
+        operations += e.kind == "operation"
+        pending += [entries[c] for c in e.children]
+    if sympy.count_ops(entry.expr) >= operations:
+        return ""
+    from .tolerance import source
+
+    return source(entry.tree).replace(" - ", " − ").replace("*", "·")
 
 
 def _op_name(tree: Node) -> str:

@@ -61,7 +61,7 @@ def _ref(graph: Graph, node: GraphNode) -> str:
         return f"ℓ{_subscript(graph.row + 1)}"
     if node.name:
         return node.name
-    text = _m(node.form if node.kind == "operation" else node.expr)
+    text = node.written or _m(node.form if node.kind == "operation" else node.expr)
     return text if node.kind == "symbol" else f"({text})"
 
 
