@@ -202,8 +202,10 @@ def leaf_lines(graph: Graph) -> list[str]:
             sums = " + ".join(f"({s})" if s.startswith("-") else s for s in shares)
             lines.append(f"  {what} = {sums} = {total}")
             lines.append(f"      {count} paths into {node.id}: {through}")
-        else:
+        elif paths:
             lines.append(f"  {what} = {total}   (one path: {through})")
+        else:
+            lines.append(f"  {what} = {total}   (the loss is {node.id} itself)")
         if node.total is not None:
             lines.append(
                 f"  ∂L/∂{node.id} over all {graph.problem.rows} rows = {_both(node.total)}"
