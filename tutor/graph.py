@@ -35,19 +35,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import numpy as np
 import sympy
 
+from ._graph_tree import Entry, skeleton, with_placeholders
 from ._mathtext import unicode as _m
-from .expression import Binary, Call, Name, Node, Num, Unary, names, to_sympy
-from .functions import CONSTANTS
+from .expression import Binary, Call, Name, Node, Unary, to_sympy
 from .model import Problem, Step
+
+if TYPE_CHECKING:
+    from ._graph_tape import Autodiff
 
 #: Working precision (bits) of the exact values: SymPy's closed forms in mpmath.
 PRECISION_BITS = 200
@@ -55,8 +57,6 @@ PRECISION_BITS = 200
 VERDICTS = ("pass", "fail", "kink", "singular", "overflow", "undefined")
 #: Node kinds: the mean over rows, an operation, a symbol (leaf), a number (leaf).
 KINDS = ("mean", "operation", "symbol", "number")
-#: The probe symbol the error bound of an intermediate adjoint is computed with.
-_PROBE = "t_probe_"
 
 
 @dataclass(frozen=True)
@@ -203,96 +203,6 @@ class Graph:
 
 
 # ---------------------------------------------------------------------------------------
-# The skeleton: one entry per operation TF runs, per symbol use, per number.
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """One operation or leaf occurrence of the tree, with where it sits in the tree."""
-
-    tree: Node
-    path: tuple[int, ...]
-    children: tuple[int, ...]
-    kind: str
-    expr: sympy.Expr
-    varying: bool  # depends on some symbol (it has an adjoint)
-
-
-def _skeleton(tree: Node) -> list[_Entry]:
-    """Return the entries of ``tree`` in post-order; unary plus runs no operation and is skipped."""
-    out: list[_Entry] = []
-
-    def walk(node: Node, path: tuple[int, ...]) -> int:
-        if isinstance(node, Unary) and node.op == "+":
-            return walk(node.operand, (*path, 0))
-        children: tuple[int, ...] = ()
-        if isinstance(node, Unary):
-            children = (walk(node.operand, (*path, 0)),)
-        elif isinstance(node, Binary):
-            children = (walk(node.left, (*path, 0)), walk(node.right, (*path, 1)))
-        elif isinstance(node, Call):
-            children = tuple(walk(a, (*path, k)) for k, a in enumerate(node.args))
-        if isinstance(node, Name) and node.id not in CONSTANTS:
-            kind = "symbol"
-        elif isinstance(node, Num | Name):
-            kind = "number"
-        else:
-            kind = "operation"
-        out.append(_Entry(node, path, children, kind, to_sympy(node), bool(names(node))))
-        return len(out) - 1
-
-    walk(tree, ())
-    return out
-
-
-def _shallow(entry: _Entry, entries: Sequence[_Entry]) -> tuple[Node, dict[int, str]]:
-    """Return the entry's operation with each varying input replaced by a placeholder name."""
-    placeholders = {c: f"_{c}" for c in entry.children if entries[c].varying}
-
-    def arg(c: int) -> Node:
-        return Name(placeholders[c]) if c in placeholders else entries[c].tree
-
-    node = entry.tree
-    args = [arg(c) for c in entry.children]
-    if isinstance(node, Unary):
-        return Unary(node.op, args[0]), placeholders
-    if isinstance(node, Binary):
-        return Binary(node.op, args[0], args[1]), placeholders
-    if isinstance(node, Call):
-        return Call(node.func, tuple(args)), placeholders
-    return node, placeholders
-
-
-def _replace_at(tree: Node, path: tuple[int, ...], new: Node) -> Node:
-    """Return ``tree`` with the subtree at ``path`` replaced by ``new``."""
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(tree, Unary):
-        return Unary(tree.op, _replace_at(tree.operand, rest, new))
-    if isinstance(tree, Binary):
-        if head == 0:
-            return Binary(tree.op, _replace_at(tree.left, rest, new), tree.right)
-        return Binary(tree.op, tree.left, _replace_at(tree.right, rest, new))
-    if isinstance(tree, Call):
-        args = list(tree.args)
-        args[head] = _replace_at(args[head], rest, new)
-        return Call(tree.func, tuple(args))
-    raise ValueError(f"no subtree at {path} in {tree!r}")
-
-
-def _subtree(tree: Node, path: tuple[int, ...]) -> Node:
-    for head in path:
-        if isinstance(tree, Unary):
-            tree = tree.operand
-        elif isinstance(tree, Binary):
-            tree = tree.left if head == 0 else tree.right
-        elif isinstance(tree, Call):
-            tree = tree.args[head]
-    return tree
-
-
-# ---------------------------------------------------------------------------------------
 # The derivation's view: names of inner functions, and the steps about each node.
 
 
@@ -365,7 +275,11 @@ def build(
         partials = [(p.symbol, p.steps) for p in derivation.partials]
     refs = _derivation_refs(partials)
     sym = _Symbolic(problem, point, row if problem.data else None, refs)
-    tf_side = _Autodiff(problem, point, sym) if autodiff else None
+    tf_side = None
+    if autodiff:
+        from ._graph_tape import Autodiff
+
+        tf_side = Autodiff(problem, point, sym)
     return sym.graph(at, tf_side)
 
 
@@ -389,7 +303,7 @@ class _Symbolic:
         self.point = point
         self.row = row
         self.named, self.about, self.chains = refs
-        self.entries = _skeleton(problem.tree)
+        self.entries = skeleton(problem.tree)
         self.root = len(self.entries) - 1
         self.n = problem.rows
         self.locals: dict[tuple[int, int], sympy.Expr] = {}
@@ -442,7 +356,7 @@ class _Symbolic:
         for i, entry in enumerate(self.entries):
             if entry.kind != "operation":
                 continue
-            shallow, placeholders = _shallow(entry, self.entries)
+            shallow, placeholders = with_placeholders(entry, self.entries)
             f = to_sympy(shallow)
             symbols = {c: sympy.Symbol(p, real=True) for c, p in placeholders.items()}
             self.forms[i] = f.xreplace({s: self.label(c) for c, s in symbols.items()})
@@ -508,7 +422,7 @@ class _Symbolic:
                 out[i] = e.tree.id
         return out
 
-    def graph(self, at: int, tf_side: _Autodiff | None) -> Graph:
+    def graph(self, at: int, tf_side: Autodiff | None) -> Graph:
         ids = self.ids()
         nodes: list[GraphNode] = []
         edges: list[Edge] = []
@@ -553,7 +467,7 @@ class _Symbolic:
             return Adjoint(expr, symbolic)
         return dataclasses.replace(judged, expr=expr, symbolic=symbolic)
 
-    def _node(self, i: int, ids: dict[int, str], tf_side: _Autodiff | None) -> GraphNode:
+    def _node(self, i: int, ids: dict[int, str], tf_side: Autodiff | None) -> GraphNode:
         entry = self.entries[i]
         if entry.kind == "symbol":
             assert isinstance(entry.tree, Name)
@@ -578,7 +492,7 @@ class _Symbolic:
             steps=tuple(self.about.get(entry.expr, ())) if entry.kind == "operation" else (),
         )
 
-    def _leaf(self, symbol: str, entry: _Entry, tf_side: _Autodiff | None) -> GraphNode:
+    def _leaf(self, symbol: str, entry: Entry, tf_side: Autodiff | None) -> GraphNode:
         expr = self.leaf_adjoint(symbol)
         adjoint = self._adjoint(expr, tf_side.leaf(symbol, expr) if tf_side else None)
         total = None
@@ -596,7 +510,7 @@ class _Symbolic:
             total=total,
         )
 
-    def _total(self, symbol: str, per_row: sympy.Expr, tf_side: _Autodiff | None) -> Adjoint:
+    def _total(self, symbol: str, per_row: sympy.Expr, tf_side: Autodiff | None) -> Adjoint:
         """∂L/∂symbol over every row: the sum of each row's part."""
         with mpmath.workprec(PRECISION_BITS):
             parts = [self.exact(per_row, r) for r in range(self.n)]
@@ -608,7 +522,7 @@ class _Symbolic:
             return Adjoint(expr, symbolic)
         return dataclasses.replace(tf_side.total(symbol, exact), expr=expr, symbolic=symbolic)
 
-    def _mean_node(self, ids: dict[int, str], tf_side: _Autodiff | None) -> GraphNode:
+    def _mean_node(self, ids: dict[int, str], tf_side: Autodiff | None) -> GraphNode:
         i, n = sympy.Symbol("i", integer=True, positive=True), self.n
         expr = sympy.Sum(sympy.Function("ℓ")(i), (i, 1, n)) / n
         judged = tf_side.seed() if tf_side else None
@@ -629,7 +543,7 @@ class _Symbolic:
         return Edge("L", top.id, 0, local, float(local), top.adjoint)
 
     def _edge(
-        self, i: int, c: int, position: int, ids: dict[int, str], tf_side: _Autodiff | None
+        self, i: int, c: int, position: int, ids: dict[int, str], tf_side: Autodiff | None
     ) -> Edge:
         local = self.locals.get((i, c))
         if local is None:
@@ -660,7 +574,7 @@ class _Symbolic:
         return tuple(dict.fromkeys(links))
 
 
-def _written(entry: _Entry, entries: Sequence[_Entry]) -> str:
+def _written(entry: Entry, entries: Sequence[Entry]) -> str:
     """Return the subtree as the loss writes it when SymPy's form has fewer operations, else ""."""
     if entry.kind != "operation":
         return ""
@@ -685,191 +599,3 @@ def _op_name(tree: Node) -> str:
     if isinstance(tree, Call):
         return tree.func
     return ""
-
-
-# ---------------------------------------------------------------------------------------
-# TensorFlow's side: the tape, watching every intermediate tensor.
-
-
-class _Autodiff:
-    """TF's adjoints of every node, and the bound each must meet against SymPy's."""
-
-    def __init__(self, problem: Problem, point: Mapping[str, float], sym: _Symbolic) -> None:
-        self.problem = problem
-        self.point = point
-        self.sym = sym
-        self.grads = self._tape()
-        self.totals = self._totals()
-        self.places = self._hazard_places()
-
-    def _hazard_places(self) -> dict[str, str]:
-        """Where the loss itself is at a kink, singular point or overflow, by kind, as written."""
-        from .tolerance import analyse
-
-        symbols = [s for s in self.point if s not in self.problem.data]
-        if not symbols:
-            return {}
-        problem = _probed(self.problem, [], self.sym.row)
-        assessment = analyse(problem, symbols[0]).assess(
-            {k: np.array([v]) for k, v in self.point.items()}
-        )
-        places: dict[str, str] = {}
-        for hazard in assessment.hazards:
-            if hazard.mask[0]:
-                text = places.get(hazard.kind)
-                places[hazard.kind] = f"{text}; {hazard.text}" if text else hazard.text
-        return places
-
-    def _tape(self) -> dict[int, float]:
-        """Return TF's ∂L/∂entry (in the shown row) for every varying entry.
-
-        Each use of a symbol gets its own tensor (with data, one value per
-        row), so the tape gives each path's share; the forward values are
-        the same as with one shared tensor.
-        """
-        from .autodiff import build_loss, tensorflow
-
-        tf = tensorflow()
-        problem, entries = self.problem, self.sym.entries
-        dtype = tf.float64 if problem.dtype == "float64" else tf.float32
-        env = {**problem.constants, **self.point}
-        n, row = problem.rows, self.sym.row
-        tensors: dict[int, Any] = {}
-        with tf.GradientTape() as tape:
-            for i, entry in enumerate(entries):
-                if entry.kind == "symbol":
-                    assert isinstance(entry.tree, Name)
-                    name = entry.tree.id
-                    if name in problem.data:
-                        value = np.array(problem.data[name], dtype=problem.dtype)
-                    else:
-                        value = np.array(env[name], dtype=problem.dtype)
-                        value = np.full(n, value) if n else value
-                    tensors[i] = tf.convert_to_tensor(value, dtype=dtype)
-                    tape.watch(tensors[i])
-                    continue
-                shallow, placeholders = _shallow(entry, entries)
-                bound = {p: tensors[c] for c, p in placeholders.items()}
-                tensors[i] = build_loss(shallow, bound, dtype)
-            loss = tensors[self.sym.root]
-            if n:
-                loss = tf.reduce_mean(loss)
-        varying = [i for i, e in enumerate(entries) if e.varying]
-        grads = tape.gradient(
-            loss,
-            [tensors[i] for i in varying],
-            unconnected_gradients=tf.UnconnectedGradients.ZERO,
-        )
-        out = {}
-        for i, g in zip(varying, grads, strict=True):
-            array = np.asarray(g.numpy(), dtype=np.float64)
-            out[i] = float(array[row]) if array.ndim and row is not None else float(array)
-        return out
-
-    def _totals(self) -> dict[str, float]:
-        """TF's ∂L/∂s of every symbol that is not a data column: the tutor's own gradient."""
-        from .autodiff import TensorFlowBackend
-
-        symbols = tuple(s for s in self.point if s not in self.problem.data)
-        if not symbols:
-            return {}
-        configured = dataclasses.replace(self.problem, wrt=symbols, variables="tensor")
-        _, grads = TensorFlowBackend().gradient(configured, self.point)
-        return grads
-
-    def seed(self) -> Adjoint:
-        return Adjoint(sympy.S.One, 1.0, 1.0, 0.0, "pass")
-
-    def node(self, i: int, expr: sympy.Expr) -> Adjoint:
-        """TF's adjoint of entry ``i`` judged against SymPy's ``expr`` (the probe on entry i)."""
-        return self._judge(self.grads[i], expr, [self.sym.entries[i].path])
-
-    def leaf(self, symbol: str, expr: sympy.Expr) -> Adjoint:
-        """TF's ∂L/∂symbol in the row: the sum of its uses' shares, as the tape adds them."""
-        uses = self.sym.uses(symbol)
-        if not self.problem.data and symbol in self.totals:
-            autodiff = self.totals[symbol]
-        else:
-            autodiff = float(math.fsum(self.grads[i] for i in uses))
-        return self._judge(autodiff, expr, [self.sym.entries[i].path for i in uses])
-
-    def total(self, symbol: str, exact: Any) -> Adjoint:
-        """TF's ∂L/∂symbol over every row, judged with the tutor's own bound for that partial."""
-        from .tolerance import analyse
-
-        autodiff = self.totals[symbol]
-        analysis = analyse(self.problem, symbol)
-        assessment = analysis.assess({k: np.array([v]) for k, v in self.point.items()})
-        return _verdict(autodiff, exact, assessment, self.places)
-
-    def _judge(self, autodiff: float, expr: sympy.Expr, paths: list[tuple[int, ...]]) -> Adjoint:
-        from .tolerance import analyse
-
-        problem = _probed(self.problem, paths, self.sym.row)
-        analysis = analyse(problem, _PROBE)
-        points = {**{k: np.array([v]) for k, v in self.point.items()}, _PROBE: np.zeros(1)}
-        assessment = analysis.assess(points)
-        return _verdict(autodiff, self.sym.exact(expr), assessment, self.places)
-
-
-def _probed(problem: Problem, paths: list[tuple[int, ...]], row: int | None) -> Problem:
-    """Return the problem whose ∂/∂t at t = 0 is TF's adjoint of the subtrees at ``paths``.
-
-    Each subtree v becomes v + t: TF's gradient with respect to t runs the same
-    backward operations as its gradient with respect to v, and v + 0 adds at
-    most one more rounding to the forward values, which the bound counts. With
-    data, the row is one problem whose data are constants, divided by n as the
-    mean's gradient divides.
-    """
-    tree = problem.tree
-    for path in sorted(paths, key=len, reverse=True):
-        tree = _replace_at(tree, path, Binary("+", _subtree(tree, path), Name(_PROBE)))
-    if row is None:
-        return dataclasses.replace(problem, tree=tree)
-    constants = {**problem.constants, **{k: v[row] for k, v in problem.data.items()}}
-    if problem.rows > 1:
-        tree = Binary("/", tree, Num(str(problem.rows)))
-    return dataclasses.replace(problem, tree=tree, data={}, constants=constants)
-
-
-def _verdict(
-    autodiff: float, exact: Any, assessment: Any, places: Mapping[str, str] | None = None
-) -> Adjoint:
-    """Return TF's number with its verdict against the exact value (mpmath), as verify judges.
-
-    ``places`` says where the loss itself has each kind of hazard; a hazard
-    found only on the way to one adjoint is described as the bound found it.
-    """
-    tolerance = float(assessment.tolerance[0])
-    base = Adjoint(sympy.S.Zero, math.nan, autodiff, tolerance, "undefined")
-    hazards = assessment.hazards_at(0)
-    if exact is None:
-        return dataclasses.replace(base, note="SymPy's value is undefined here")
-    with mpmath.workprec(PRECISION_BITS):
-        error = abs(mpmath.mpf(autodiff) - exact) if math.isfinite(autodiff) else mpmath.inf
-        within = bool(error <= tolerance) and math.isfinite(tolerance)
-    kind = hazards[0].kind if hazards else ""
-    if kind != "kink" and within:
-        return dataclasses.replace(base, verdict="pass")
-    if hazards:
-        where = (places or {}).get(kind) or "; ".join(
-            dict.fromkeys(_unprobed(h.text) for h in hazards)
-        )
-        return dataclasses.replace(base, verdict=kind, note=_HAZARD_NOTES[kind].format(where=where))
-    return dataclasses.replace(base, verdict="fail")
-
-
-#: What each hazard means for the comparison, as ``tutor verify`` words it.
-_HAZARD_NOTES = {
-    "kink": "at a kink ({where}, within rounding error of the switch): TF takes the branch "
-    "its rounded values choose, SymPy its own convention",
-    "singular": "at a singular point ({where}), within rounding error of it",
-    "overflow": "an overflow: {where} reaches the dtype's largest number within its rounding error",
-    "undefined": "outside the loss's domain ({where})",
-}
-
-
-def _unprobed(text: str) -> str:
-    """Return a hazard's description without the probe symbol the bound was computed with."""
-    text = re.sub(rf"\s*\+\s*{_PROBE}", "", text)
-    return re.sub(r"\(([\w.]+)\)", r"\1", text)
