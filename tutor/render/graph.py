@@ -312,10 +312,14 @@ def rich(graph: Graph) -> Any:
     from rich.tree import Tree
 
     def label(block: list[str]) -> Any:
-        head = Text(clean(block[0]), style="bold")
+        head = Text()
+        head.append(clean(block[0]), style="bold")
         for line in block[1:]:
             style = "dim" if line.startswith("derivation:") else ""
             head.append("\n" + clean(line), style=style)
+        head.highlight_regex(r"\[TF [^\]]*✓\]", "green")
+        head.highlight_regex(r"\[TF [^\]]*point[^\]]*\]", "yellow")
+        head.highlight_regex(r"\[TF [^\]]*✗[^\]]*\]", "bold red")
         return head
 
     tree = _tree(graph)
