@@ -323,10 +323,20 @@ def test_no_tf_never_imports_tensorflow(fmt):
         (["graph", "seed-w", "--no-tf", "--at", "2"], "--at 2 needs TensorFlow"),
         (["graph", "least-squares", "--row", "9"], "--row 9: least-squares has 5 data rows"),
         (["graph", "seed-w", "--set", "q=1"], "'q' is not a symbol"),
+        (["graph", "seed-w", "--row", "2"], "seed-w has no [data] rows"),
         (["step", "seed-w", "--backprop", "--format", "json"], "--backprop shows the graph"),
         (["handout", "seed-w", "--graph", "--variants", "2"], "--graph adds a section"),
     ],
-    ids=["unknown problem", "format", "at without tf", "row", "set", "backprop json", "variants"],
+    ids=[
+        "unknown problem",
+        "format",
+        "at without tf",
+        "row",
+        "set",
+        "row without data",
+        "backprop json",
+        "variants",
+    ],
 )
 def test_bad_input_gets_one_line_and_status_2(run_cli, args, phrase, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

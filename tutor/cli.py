@@ -498,6 +498,10 @@ def graph(
             f"--at {at} needs TensorFlow, whose gradient drives the descent; "
             "drop --no-tf or use --at 0"
         )
+    if not loaded.data and row != 1:
+        raise UsageError(
+            f"--row {row}: {loaded.id} has no [data] rows; drop --row (it picks a data row)"
+        )
     if loaded.data and row > loaded.rows:
         raise UsageError(
             f"--row {row}: {loaded.id} has {loaded.rows} data rows; give 1 to {loaded.rows}"
