@@ -560,16 +560,18 @@ class _Symbolic:
         )
 
     def _chain(self, ids: dict[int, str]) -> tuple[ChainLink, ...]:
+        """Return each chain-rule step with its outer nodes and, among their inputs, the inner."""
         links = []
         for symbol, name, inner, outer in self.chains:
-            inner_ids = tuple(ids[i] for i, e in enumerate(self.entries) if e.expr == inner)
-            u = sympy.Symbol(name, real=True)
-            outer_expr = outer.xreplace({u: inner})
-            outer_ids = tuple(
-                ids[i]
+            outer_expr = outer.xreplace({sympy.Symbol(name, real=True): inner})
+            outers = [
+                i
                 for i, e in enumerate(self.entries)
                 if e.kind == "operation" and e.expr == outer_expr
-            )
+            ]
+            inners = [c for i in outers for c in self.entries[i].children]
+            inner_ids = tuple(ids[c] for c in inners if self.entries[c].expr == inner)
+            outer_ids = tuple(ids[i] for i in outers)
             links.append(ChainLink(symbol, name, inner, outer, outer_ids, inner_ids))
         return tuple(dict.fromkeys(links))
 
