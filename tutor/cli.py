@@ -314,6 +314,12 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
     help="Also print the TensorFlow code of one update, in the notebook's style.",
 )
 @click.option(
+    "--backprop",
+    is_flag=True,
+    help="Also show the backward pass of the first update as a computation graph "
+    "(see 'tutor graph').",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(_FORMATS_STEP),
@@ -330,9 +336,16 @@ def step(
     dtype: str | None,
     interactive: bool,
     show_code: bool,
+    backprop: bool,
     fmt: str | None,
 ) -> None:
     """Run gradient descent on PROBLEM, each update beside its derivation."""
+    if backprop and fmt not in (None, "rich", "plain"):
+        raise UsageError(
+            f"--backprop shows the graph as text; it does not go with --format {fmt}. "
+            f"Use 'tutor graph PROBLEM --format {fmt if fmt in ('latex', 'json') else 'dot'}' "
+            "for the graph alone"
+        )
     if interactive and fmt not in (None, "rich", "plain"):
         raise UsageError(
             f"--interactive shows updates one by one; it does not go with --format "
@@ -369,6 +382,15 @@ def step(
         _write(text.seed(traj))
     elif fmt == "latex":
         _write(latex.trajectory(traj))
+    if backprop:
+        from .render import graph as render_graph
+
+        built = _graph_at(loaded, 0, 0, True)
+        _write("\nThe backward pass of update 1, node by node:\n")
+        if fmt == "rich":
+            _print_rich(render_graph.rich(built))
+        else:
+            _write(render_graph.text(built))
     if traj.status == "diverged":
         _error(f"tutor step: the descent diverged: {traj.reason}.")
         sys.exit(1)
@@ -401,6 +423,12 @@ def step(
     help="A Jinja2 LaTeX template to use instead of "
     "the shipped one (copy tutor/templates/handout.tex.j2 to start).",
 )
+@click.option(
+    "--graph",
+    "graph",
+    is_flag=True,
+    help="Add each problem's computation graph (the backward pass, node by node).",
+)
 def handout(
     problems: tuple[str, ...],
     output: str | None,
@@ -409,6 +437,7 @@ def handout(
     seed: int | None,
     answers: bool,
     template: str | None,
+    graph: bool,
 ) -> None:
     """Write a LaTeX handout of PROBLEM(s); with --pdf, build the PDF too."""
     from pathlib import Path
@@ -425,6 +454,10 @@ def handout(
             "--seed goes with --variants N: the worked handout uses the file's own numbers"
         )
     seed = seed or 0
+    if graph and variants:
+        raise UsageError(
+            "--graph adds a section to the worked handout; it does not go with --variants"
+        )
     loaded = [load(p) for p in problems]
     source = template_source(template)
     target = Path(output or f"{loaded[0].id}.tex")
@@ -436,7 +469,9 @@ def handout(
     from .autodiff import TensorFlowBackend
     from .handout import build
 
-    document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers)
+    document = build(
+        loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers, graph=graph
+    )
     tex = render(document, source)
     write_atomic(target, tex.encode("utf-8"))
     _write(f"wrote {target}\n")
@@ -531,6 +566,128 @@ def _ask() -> str:
             return key.lower()
         if key in ("\x03", "\x04"):
             return "q"
+
+
+_FORMATS_GRAPH = ("rich", "plain", "latex", "json", "dot")
+
+
+@cli.command(short_help="Show the loss as a computation graph, backward pass included.")
+@click.argument("problem")
+@click.option(
+    "--at",
+    "at",
+    type=click.IntRange(0, MAX_STEPS),
+    default=0,
+    metavar="STEP",
+    help="Show the graph after STEP updates of the descent (default 0: the starting values).",
+)
+@click.option(
+    "--row",
+    type=click.IntRange(1, None),
+    default=1,
+    metavar="I",
+    help="With [data]: the row whose graph is shown (1-based, default 1).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    callback=_parse_set,
+    metavar="SYM=VALUE",
+    help="Start SYM at VALUE instead of the file's value (repeatable).",
+)
+@click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point type. Default: float32.")
+@click.option(
+    "--no-tf",
+    "no_tf",
+    is_flag=True,
+    help="SymPy's side only: do not import TensorFlow (with --at 0).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS_GRAPH),
+    help="Output format. Default: rich on a terminal, plain when piped or NO_COLOR is set.",
+)
+def graph(
+    problem: str,
+    at: int,
+    row: int,
+    sets: dict[str, float],
+    dtype: str | None,
+    no_tf: bool,
+    fmt: str | None,
+) -> None:
+    """Show PROBLEM's loss as a computation graph: each node's value, local derivative
+    and gradient ∂L/∂node, from SymPy's closed forms and from TensorFlow's tape.
+
+    Exit status 1 when TensorFlow's and SymPy's gradients disagree beyond the
+    verification bound at some node.
+    """
+    loaded = _apply_overrides(load(problem), (), None, None, sets, None, dtype)
+    if no_tf and at:
+        raise UsageError(
+            f"--at {at} needs TensorFlow, whose gradient drives the descent; "
+            "drop --no-tf or use --at 0"
+        )
+    if not loaded.data and row != 1:
+        raise UsageError(
+            f"--row {row}: {loaded.id} has no [data] rows; drop --row (it picks a data row)"
+        )
+    if loaded.data and row > loaded.rows:
+        raise UsageError(
+            f"--row {row}: {loaded.id} has {loaded.rows} data rows; give 1 to {loaded.rows}"
+        )
+    fmt = fmt or ("rich" if _use_rich() else "plain")
+    built = _graph_at(loaded, at, row - 1, not no_tf)
+    from .render import graph as render
+
+    if fmt == "rich":
+        _print_rich(render.rich(built))
+    elif fmt == "plain":
+        _write(render.text(built))
+    elif fmt == "latex":
+        _write(render.latex(built))
+    elif fmt == "json":
+        _write(render.to_json(built))
+    else:
+        _write(render.dot(built))
+    if built.failures:
+        _error("tutor graph: TensorFlow and SymPy disagree beyond the bound: " + built.failures[0])
+        sys.exit(1)
+
+
+def _graph_at(problem: Problem, at: int, row: int, autodiff: bool) -> Any:
+    """Return the computation graph at the values before update ``at`` + 1 of the descent."""
+    from .graph import build
+
+    derivation = derive(problem)
+    values = dict(problem.values)
+    if at:
+        from .autodiff import TensorFlowBackend
+        from .errors import DescentError
+
+        last = None
+        for k, update in enumerate(TensorFlowBackend().run(problem, problem.values, at), 1):
+            last = update
+            if k == at:
+                break
+        assert last is not None
+        values.update(last.updated)
+        if not all(math.isfinite(v) for v in values.values()):
+            shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
+            raise DescentError(
+                f"--at {at}: the descent reached non-finite values by then ({shown}); "
+                "choose a smaller --at or learning rate"
+            )
+    return build(
+        problem,
+        values,
+        at=at,
+        row=row if problem.data else 0,
+        autodiff=autodiff,
+        derivation=derivation,
+    )
 
 
 @cli.command(short_help="Validate problem files without running them.")

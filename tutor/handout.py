@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .descent import GradientBackend, descend
 from .model import Derivation, Problem, Trajectory
@@ -23,6 +24,7 @@ class Worked:
 
     derivation: Derivation
     trajectory: Trajectory
+    graph: Any = None  # a tutor.graph.Graph at the starting values, when asked for
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,14 @@ def build(
     variants: int = 0,
     seed: int = 0,
     answers: bool = False,
+    graph: bool = False,
 ) -> Handout:
-    """Return the handout for ``problems``: worked in full, or ``variants`` exercises each."""
+    """Return the handout for ``problems``: worked in full, or ``variants`` exercises each.
+
+    With ``graph``, each worked problem also holds its computation graph.
+    """
     if not variants:
-        worked = tuple(_worked(p, backend) for p in problems)
+        worked = tuple(_worked(p, backend, graph) for p in problems)
         return Handout(worked=worked, exercises=(), seed=None, answers=answers)
     exercises = tuple(
         _exercise(v, backend, answers) for p in problems for v in draw(p, variants, seed)
@@ -62,9 +68,14 @@ def build(
     return Handout(worked=(), exercises=exercises, seed=seed, answers=answers)
 
 
-def _worked(problem: Problem, backend: GradientBackend) -> Worked:
+def _worked(problem: Problem, backend: GradientBackend, graph: bool = False) -> Worked:
     derivation = derive(problem)
-    return Worked(derivation, descend(derivation, backend))
+    shown = None
+    if graph:
+        from .graph import build as build_graph
+
+        shown = build_graph(problem, derivation=derivation)
+    return Worked(derivation, descend(derivation, backend), shown)
 
 
 def _exercise(variant: Variant, backend: GradientBackend, answers: bool) -> Exercise:

@@ -115,7 +115,17 @@ def _worked(w: Worked) -> dict[str, Any]:
         "plot_mode": _plot_mode(traj),
         "outcome": latex.escape(summary(traj)),
         "code": update_code(problem),
+        "graph": _graph(w),
     }
+
+
+def _graph(w: Worked) -> str:
+    """The computation graph section's LaTeX, or "" when the handout has none."""
+    if w.graph is None:
+        return ""
+    from .graph import latex as graph_latex
+
+    return graph_latex(w.graph)
 
 
 def _values(problem: Any) -> str:
