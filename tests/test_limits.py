@@ -451,13 +451,13 @@ def test_steps_times_rows_is_capped_in_the_file(tmp_path):
     from tutor.problem import MAX_ROW_STEPS
 
     path = rows_file(tmp_path, 100_000, MAX_ROW_STEPS // 100_000 + 1)
-    with pytest.raises(ProblemError, match="use at most 10000 steps for 100000 rows"):
+    with pytest.raises(ProblemError, match="use at most 5000 steps for 100000 rows"):
         load(path)
 
 
 def test_steps_times_rows_is_capped_on_the_command_line(refuses, tmp_path_factory):
     path = rows_file(tmp_path_factory.mktemp("src"), 100_000, 10)
-    refuses(["step", str(path), "--steps", "1000000"], "use at most 10000 steps")
+    refuses(["step", str(path), "--steps", "1000000"], "use at most 5000 steps")
 
 
 def test_a_million_steps_stay_allowed_without_data(run_cli):

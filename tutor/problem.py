@@ -39,9 +39,9 @@ from .model import Problem
 
 MAX_STEPS = 1_000_000
 MAX_ROWS = 100_000
-#: Updates × data rows a run may take: about 30 ns each here, so at most a minute
-#: for a least-squares fit, and well inside five for a heavier loss.
-MAX_ROW_STEPS = 1_000_000_000
+#: Updates × data rows a run may take: about 30 ns each here, so about 15 s for a
+#: least-squares fit at the cap, and well inside five minutes for a heavier loss.
+MAX_ROW_STEPS = 500_000_000
 MAX_FILE_BYTES = 1_000_000
 #: Seconds that building the SymPy loss may take (milliseconds for any loss the parser allows).
 LOAD_SECONDS = 5.0
@@ -634,7 +634,7 @@ def work_problem(steps: int, rows: int) -> str | None:
     """Return why ``steps`` updates over ``rows`` data rows are too much work, or None.
 
     >>> work_problem(20_000, 100_000).split("; ")[1]
-    'use at most 10000 steps for 100000 rows'
+    'use at most 5000 steps for 100000 rows'
     >>> work_problem(1_000_000, 0) is None
     True
     """
