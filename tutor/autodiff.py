@@ -19,10 +19,11 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from .expression import Binary, Call, Name, Node, Num, Unary
+from .functions import REGISTRY
 from .model import Columns, Problem, RawUpdate
 
 _tf: Any = None
@@ -51,33 +52,6 @@ def tensorflow() -> Any:
     return _tf
 
 
-def _huber(tf: Any, r: Any, d: Any) -> Any:
-    # square(r) rather than r*r: the gradient of r then sums two terms, not
-    # three, and a sum of two is the same in a compiled loop as in eager mode.
-    a = tf.abs(r)
-    half = tf.constant(0.5, dtype=r.dtype)
-    return tf.where(a <= d, half * tf.square(r), d * (a - half * d))
-
-
-#: TensorFlow's form of each function a loss may call.
-_TF_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "exp": lambda tf, a: tf.exp(a),
-    "log": lambda tf, a: tf.math.log(a),
-    "sqrt": lambda tf, a: tf.sqrt(a),
-    "abs": lambda tf, a: tf.abs(a),
-    "sin": lambda tf, a: tf.sin(a),
-    "cos": lambda tf, a: tf.cos(a),
-    "tan": lambda tf, a: tf.tan(a),
-    "tanh": lambda tf, a: tf.tanh(a),
-    "sigmoid": lambda tf, a: tf.sigmoid(a),
-    "relu": lambda tf, a: tf.nn.relu(a),
-    "softplus": lambda tf, a: tf.nn.softplus(a),
-    "max": lambda tf, a, b: tf.maximum(a, b),
-    "min": lambda tf, a, b: tf.minimum(a, b),
-    "huber": _huber,
-}
-
-
 def build_loss(tree: Node, env: Mapping[str, Any], dtype: Any) -> Any:
     """Return the TensorFlow value of ``tree`` with symbols bound to the tensors in ``env``."""
     tf = tensorflow()
@@ -96,7 +70,7 @@ def build_loss(tree: Node, env: Mapping[str, Any], dtype: Any) -> Any:
         return _binary(tree.op, a, b)
     if isinstance(tree, Call):
         args = [build_loss(a, env, dtype) for a in tree.args]
-        return _TF_FUNCTIONS[tree.func](tf, *args)
+        return REGISTRY[tree.func].tensorflow(tf, *args)
     raise TypeError(f"not a loss tree node: {tree!r}")
 
 

@@ -86,7 +86,7 @@ import numpy as np
 import sympy
 
 from .expression import Binary, Call, Name, Node, Num, Unary, to_sympy
-from .functions import huber, relu, sigmoid, softplus
+from .functions import REGISTRY, SYMPY, Arithmetic, by_op, by_sympy
 from .model import Problem
 
 #: Unit roundoff of NumPy's float64, in which the bound itself is evaluated.
@@ -117,44 +117,11 @@ FLOAT64 = Precision("float64", 2.0**-53, 2.0**-1022, float(np.finfo(np.float64).
 PRECISIONS = {"float32": FLOAT32, "float64": FLOAT64}
 
 #: The relative error of each library function, counted in roundings (units of u): the
-#: bound c_f with |fl(f(x)) − f(x)| ≤ c_f·u·|f(x)| wherever f(x) is normal, for
-#: TensorFlow 2.21's CPU kernels and, in float64, NumPy's functions as well.
-#:
-#: float32 is proved by exhaustion: the largest error over *every* finite float32
-#: argument (2³² of them, against a float64 reference), rounded up: exp 2.00u, log 4.36u,
-#: sqrt 1.00u (IEEE), sin 2.95u, cos 2.96u, tan 1.55u, tanh 6.14u, σ 8.38u, softplus 7.75u.
-#:
-#: float64 cannot be swept, and Eigen documents its double kernels only as "accurate to a
-#: couple of ulps", so these counts are measured, not proved: the largest error over
-#: 6·10⁷ arguments per function (uniform and log-uniform over the domain, against an
-#: 80-bit long double reference) was exp 2.43u, log 2.17u, sin 1.02u, cos 1.01u,
-#: tan 1.06u, tanh 9.23u, σ 3.80u, softplus 8.23u (NumPy's own functions stay below
-#: these). Each count is that maximum rounded up plus one rounding, because sampling can
-#: miss the worst argument: refining the sampling tenfold around each worst argument
-#: raised the maxima by at most 0.2u. ``tests/test_tolerance.py`` keeps sampling.
+#: bound c_f with |fl(f(x)) − f(x)| ≤ c_f·u·|f(x)| wherever f(x) is normal, by dtype and
+#: function; a view of :mod:`tutor.functions`, which says how each count was found.
 ROUNDINGS: dict[str, dict[str, int]] = {
-    "float32": {
-        "exp": 2,
-        "log": 5,
-        "sqrt": 1,
-        "sin": 3,
-        "cos": 3,
-        "tan": 2,
-        "tanh": 7,
-        "sigmoid": 9,
-        "softplus": 8,
-    },
-    "float64": {
-        "exp": 4,
-        "log": 4,
-        "sqrt": 1,
-        "sin": 3,
-        "cos": 3,
-        "tan": 3,
-        "tanh": 11,
-        "sigmoid": 5,
-        "softplus": 10,
-    },
+    dtype: {r.name: r.bound.roundings[dtype] for r in REGISTRY.values() if r.bound.roundings}
+    for dtype in ("float32", "float64")
 }
 
 
@@ -164,7 +131,10 @@ def roundings(function: str, prec: Precision) -> int:
     >>> roundings("exp", FLOAT32), roundings("tanh", FLOAT64)
     (2, 11)
     """
-    return ROUNDINGS[prec.name][function]
+    record = REGISTRY.get(function) or by_op(function)
+    if record is None or not record.bound.roundings:
+        raise KeyError(f"no rounding count for {function!r}")
+    return record.bound.roundings[prec.name]
 
 
 def pow_roundings(exponent: float | None) -> int:
@@ -184,17 +154,6 @@ def pow_roundings(exponent: float | None) -> int:
     size = 64.0 if exponent is None else abs(exponent)
     return max(3, math.ceil(size) + 1)
 
-
-#: max |f''| for the functions whose derivative's sup over an interval uses it.
-_CURVATURE = {
-    "sin": 1.0,
-    "cos": 1.0,
-    "tanh": 4 / (3 * math.sqrt(3)),  # |2·tanh·sech²| peaks at tanh = 1/√3
-    "sigmoid": 1 / (6 * math.sqrt(3)),  # |σ(1 − σ)(1 − 2σ)| peaks at σ = (3 ± √3)/6
-    "softplus": 0.25,  # softplus'' = σ(1 − σ) ≤ 1/4
-}
-#: sup |f'| over the whole line, which caps the interval bound.
-_SLOPE_CAP = {"sin": 1.0, "cos": 1.0, "tanh": 1.0, "sigmoid": 0.25, "softplus": 1.0}
 
 #: The order in which a point's hazards explain a disagreement. "undefined": an
 #: intermediate has no real value (log or sqrt of a negative number, a fractional
@@ -319,7 +278,7 @@ class _Graph:
         if folded is not None:
             return folded
         nodes = [self.nodes[a] for a in args]
-        k, exact, scale = _STATIC[op](self, nodes)
+        k, exact, scale = _static_rule(op)(self, nodes)
         rows = any(n.rows for n in nodes)
         text = text or self.context or op
         return self.add(_Node(op, args, k=k, rows=rows, exact=exact, scale=scale, text=text))
@@ -391,6 +350,10 @@ def _static_function(name: str) -> Callable[[_Graph, list[_Node]], tuple[int, bo
     return rule
 
 
+def _static_square(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
+    return _static_mul(graph, [nodes[0], nodes[0]])
+
+
 def _static_pow(graph: _Graph, nodes: list[_Node]) -> tuple[int, bool, bool]:
     base, exponent = nodes
     if _const_exponent(exponent) == 1:
@@ -419,11 +382,8 @@ _STATIC: dict[str, Callable[[_Graph, list[_Node]], tuple[int, bool, bool]]] = {
     "sub": _static_round,
     "div": _static_round,
     "mul": _static_mul,
+    "square": _static_square,
     "neg": _static_exact,
-    "abs": _static_exact,
-    "relu": _static_exact,
-    "maximum": _static_exact,
-    "minimum": _static_exact,
     "select": _static_select,
     "sign": _static_flag,
     "gt": _static_flag,
@@ -432,8 +392,23 @@ _STATIC: dict[str, Callable[[_Graph, list[_Node]], tuple[int, bool, bool]]] = {
     "pow": _static_pow,
     "rowsum": _static_sum,
     "addn": _static_addn,
-    **{name: _static_function(name) for name in ROUNDINGS["float32"]},
 }
+
+
+def _static_rule(op: str) -> Callable[[_Graph, list[_Node]], tuple[int, bool, bool]]:
+    """Return the static rule of ``op``: arithmetic here, a function's kernel from its record."""
+    if op in _STATIC:
+        return _STATIC[op]
+    record = _kernel(op)
+    return _static_exact if record.bound.kind == "exact" else _static_function(op)
+
+
+def _kernel(op: str) -> Any:
+    """Return the registry's record of the function computed by the kernel ``op``."""
+    record = by_op(op)
+    if record is None:
+        raise KeyError(f"the error bound has no operation {op!r}")
+    return record
 
 
 # ---------------------------------------------------------------------------------------
@@ -488,7 +463,7 @@ def _forward(graph: _Graph, tree: Node, problem: Problem) -> int:
         return graph.op(_BINARY_OPS[tree.op], left, right, text=text)
     args = [_forward(graph, a, problem) for a in tree.args]
     texts = [source(a) for a in tree.args]
-    return _CALLS[tree.func](graph, args, texts, text)
+    return _call(graph, tree.func, args, texts, text)
 
 
 def _name(graph: _Graph, name: str, problem: Problem) -> int:
@@ -501,31 +476,82 @@ def _name(graph: _Graph, name: str, problem: Problem) -> int:
     return graph.input(name, None, rows=False)
 
 
-def _call(op: str) -> Callable[[_Graph, list[int], list[str], str], int]:
-    def build(graph: _Graph, args: list[int], texts: list[str], text: str) -> int:
-        return graph.op(op, *args, text=text)
-
-    return build
-
-
-def _huber(graph: _Graph, args: list[int], texts: list[str], text: str) -> int:
-    """TF's huber: where(|r| <= d, 0.5*r*r, d*(|r| - 0.5*d)), as autodiff builds it."""
-    r, d = args
-    a = graph.op("abs", r, text=f"|{texts[0]}|")
-    half = graph.const(Fraction(1, 2))
-    inside = graph.op("le", a, d, text=f"{text} at |{texts[0]}| = {texts[1]}")
-    quadratic = graph.op("mul", graph.op("mul", half, r), r, text=f"{texts[0]}²/2")
-    linear = graph.op("mul", d, graph.op("sub", a, graph.op("mul", half, d)))
-    return graph.op("select", inside, quadratic, linear, text=text)
+def _call(graph: _Graph, func: str, args: list[int], texts: list[str], text: str) -> int:
+    """Add the operations of a call of ``func``: its kernel, or the operations of its formula."""
+    record = REGISTRY[func]
+    if record.formula is None:
+        return graph.op(record.bound.op, *args, text=text)
+    values = [_Traced(graph, a, t) for a, t in zip(args, texts, strict=True)]
+    return record.formula(_graph_arithmetic(graph, text), *values).index
 
 
-_CALLS: dict[str, Callable[[_Graph, list[int], list[str], str], int]] = {
-    **{name: _call(name) for name in ("exp", "log", "sqrt", "abs", "sin", "cos", "tan")},
-    **{name: _call(name) for name in ("tanh", "sigmoid", "relu", "softplus")},
-    "max": _call("maximum"),
-    "min": _call("minimum"),
-    "huber": _huber,
-}
+class _Traced:
+    """A node of the bound's graph as a formula sees it: arithmetic adds operations."""
+
+    def __init__(self, graph: _Graph, index: int, text: str) -> None:
+        self.graph = graph
+        self.index = index
+        self.text = text
+
+    def _op(self, op: str, sign: str, other: Any, swap: bool = False) -> _Traced:
+        b = other if isinstance(other, _Traced) else self._const(other)
+        left, right = (b, self) if swap else (self, b)
+        text = f"{left.text}{sign}{right.text}"
+        return _Traced(self.graph, self.graph.op(op, left.index, right.index, text=text), text)
+
+    def _const(self, value: Any) -> _Traced:
+        q = Fraction(value)
+        return _Traced(self.graph, self.graph.const(q), _number_text(float(q)))
+
+    def __add__(self, other: Any) -> _Traced:
+        return self._op("add", " + ", other)
+
+    def __radd__(self, other: Any) -> _Traced:
+        return self._op("add", " + ", other, swap=True)
+
+    def __sub__(self, other: Any) -> _Traced:
+        return self._op("sub", " - ", other)
+
+    def __rsub__(self, other: Any) -> _Traced:
+        return self._op("sub", " - ", other, swap=True)
+
+    def __mul__(self, other: Any) -> _Traced:
+        return self._op("mul", "*", other)
+
+    def __rmul__(self, other: Any) -> _Traced:
+        return self._op("mul", "*", other, swap=True)
+
+    def __truediv__(self, other: Any) -> _Traced:
+        return self._op("div", "/", other)
+
+    def __rtruediv__(self, other: Any) -> _Traced:
+        return self._op("div", "/", other, swap=True)
+
+
+def _graph_arithmetic(graph: _Graph, text: str) -> Arithmetic:
+    """Return the :class:`Arithmetic` that adds a formula's operations to ``graph``.
+
+    ``text`` is the call the formula computes, which names its branch switch.
+    """
+
+    def unary(op: str, shown: str) -> Callable[[_Traced], _Traced]:
+        def build(a: _Traced) -> _Traced:
+            label = shown.format(a.text)
+            return _Traced(graph, graph.op(op, a.index, text=label), label)
+
+        return build
+
+    def le(a: _Traced, b: _Traced) -> _Traced:
+        label = f"{text} at {a.text} = {b.text}"
+        return _Traced(graph, graph.op("le", a.index, b.index, text=label), label)
+
+    def where(c: _Traced, a: _Traced, b: _Traced) -> _Traced:
+        return _Traced(graph, graph.op("select", c.index, a.index, b.index, text=text), text)
+
+    def const(q: Fraction, like: Any) -> _Traced:
+        return _Traced(graph, graph.const(q), _number_text(float(q)))
+
+    return Arithmetic(unary("abs", "|{}|"), unary("square", "{}²"), le, where, const)
 
 
 # ---------------------------------------------------------------------------------------
@@ -568,74 +594,10 @@ def _grad_pow(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
     return base, g.op("mul", g.op("mul", grad, i), log)
 
 
-def _grad_exp(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    return (g.op("mul", grad, i),)
-
-
-def _grad_log(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+def _grad_square(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
+    # Square: grad * (x * 2)
     (a,) = g.nodes[i].args
-    return (g.op("mul", grad, g.op("div", g.const(Fraction(1)), a)),)
-
-
-def _grad_sqrt(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    # SqrtGrad kernel: 0.5 * grad / y
-    return (g.op("div", g.op("mul", g.const(Fraction(1, 2)), grad), i),)
-
-
-def _grad_abs(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    (a,) = g.nodes[i].args
-    text = f"{g.nodes[i].text} at {g.nodes[a].text} = 0"
-    return (g.op("mul", grad, g.op("sign", a, text=text)),)
-
-
-def _grad_sin(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    (a,) = g.nodes[i].args
-    return (g.op("mul", grad, g.op("cos", a)),)
-
-
-def _grad_cos(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    (a,) = g.nodes[i].args
-    return (g.op("mul", g.op("neg", grad), g.op("sin", a)),)
-
-
-def _grad_tan(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    (a,) = g.nodes[i].args
-    sec = g.op("div", g.const(Fraction(1)), g.op("cos", a), text=f"1/cos({g.nodes[a].text})")
-    return (g.op("mul", g.op("mul", sec, sec), grad),)
-
-
-def _grad_tanh(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    # TanhGrad kernel: grad * (1 - y*y)
-    return (g.op("mul", grad, g.op("sub", g.const(Fraction(1)), g.op("mul", i, i))),)
-
-
-def _grad_sigmoid(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    # SigmoidGrad kernel: grad * y * (1 - y)
-    return (g.op("mul", g.op("mul", grad, i), g.op("sub", g.const(Fraction(1)), i)),)
-
-
-def _grad_relu(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    # ReluGrad: grad where the output is > 0, which is where the computed input is > 0.
-    (a,) = g.nodes[i].args
-    text = f"{g.nodes[i].text} at {g.nodes[a].text} = 0"
-    positive = g.op("gt", a, g.const(Fraction(0)), text=text)
-    return (g.op("select", positive, grad, g.const(Fraction(0))),)
-
-
-def _grad_softplus(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-    (a,) = g.nodes[i].args
-    return (g.op("mul", grad, g.op("sigmoid", a)),)
-
-
-def _grad_extremum(compare: str) -> _Grad:
-    def rule(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
-        a, b = g.nodes[i].args
-        text = f"{g.nodes[i].text} at {g.nodes[a].text} = {g.nodes[b].text}"
-        mask = g.op(compare, a, b, text=text)
-        zero = g.const(Fraction(0))
-        return g.op("select", mask, grad, zero), g.op("select", mask, zero, grad)
-
-    return rule
+    return (g.op("mul", grad, g.op("mul", a, g.const(Fraction(2)))),)
 
 
 def _grad_select(g: _Graph, i: int, grad: int) -> tuple[int | None, ...]:
@@ -648,24 +610,22 @@ _GRADIENTS: dict[str, _Grad] = {
     "add": _grad_add,
     "sub": _grad_sub,
     "mul": _grad_mul,
+    "square": _grad_square,
     "div": _grad_div,
     "neg": _grad_neg,
     "pow": _grad_pow,
-    "exp": _grad_exp,
-    "log": _grad_log,
-    "sqrt": _grad_sqrt,
-    "abs": _grad_abs,
-    "sin": _grad_sin,
-    "cos": _grad_cos,
-    "tan": _grad_tan,
-    "tanh": _grad_tanh,
-    "sigmoid": _grad_sigmoid,
-    "relu": _grad_relu,
-    "softplus": _grad_softplus,
-    "maximum": _grad_extremum("ge"),
-    "minimum": _grad_extremum("le"),
     "select": _grad_select,
 }
+
+
+def _gradient_rule(op: str) -> _Grad:
+    """Return TF's gradient of ``op``: arithmetic here, a function's kernel from its record."""
+    if op in _GRADIENTS:
+        return _GRADIENTS[op]
+    backward = _kernel(op).bound.backward
+    if backward is None:
+        raise KeyError(f"the error bound has no gradient for {op!r}")
+    return backward
 
 
 def _depends(graph: _Graph, target: int) -> set[int]:
@@ -695,7 +655,9 @@ def _backward(graph: _Graph, root: int, target: int) -> int:
         grad = graph.addn(pending.pop(i))
         node = graph.nodes[i]
         graph.context = f"the gradient through {node.text}"
-        for arg, contribution in zip(node.args, _GRADIENTS[node.op](graph, i, grad), strict=True):
+        for arg, contribution in zip(
+            node.args, _gradient_rule(node.op)(graph, i, grad), strict=True
+        ):
             if contribution is None or arg not in depends:
                 continue
             if node.rows and not graph.nodes[arg].rows:
@@ -922,22 +884,19 @@ def _slope_tan(run: _Run, node: _Node, a: _State) -> Any:
     return np.where(gap > 0, 1 / np.where(gap > 0, gap, 1.0) ** 2, np.inf)
 
 
-def _slope_curved(name: str, derivative: Callable[[Any], Any]) -> Callable[..., Any]:
+def _slope_curved(run: _Run, node: _Node, a: _State) -> Any:
     """sup |f'| ≤ min(cap, |f'(a)| + max|f''|·E_a), by the mean value theorem on f'."""
-
-    def slope(run: _Run, node: _Node, a: _State) -> Any:
-        return np.minimum(_SLOPE_CAP[name], np.abs(derivative(a.v)) + _CURVATURE[name] * a.e)
-
-    return slope
+    model = _kernel(node.op).bound
+    return np.minimum(model.slope_cap, np.abs(model.derivative(a.v)) + model.curvature * a.e)
 
 
-def _np_sigmoid(z: Any) -> Any:
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _np_softplus(z: Any) -> Any:
-    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+_SLOPES: dict[str, Callable[[_Run, _Node, _State], Any]] = {
+    "exp": _slope_exp,
+    "log": _slope_log,
+    "sqrt": _slope_sqrt,
+    "tan": _slope_tan,
+    "curved": _slope_curved,
+}
 
 
 def _labelled(node: _Node, where: str) -> _Node:
@@ -981,19 +940,25 @@ def _pow_general(run: _Run, node: _Node, a: _State, b: _State, v: Any) -> tuple[
     return v, m, _times(ds_a, a.f) + _times(ds_b, b.f) + 1
 
 
-_EVALUATORS: dict[str, Callable[[_Run, _Node, list[_State]], tuple[Any, Any, Any]]] = {
+def _ev_square(run: _Run, node: _Node, args: list[_State]) -> tuple[Any, Any, Any]:
+    (a,) = args
+    if run.analysis.nodes[node.args[0]].scale:
+        return a.v * a.v, np.abs(a.v) * a.m, np.abs(a.v) * a.f + 1
+    return a.v * a.v, a.m * a.m, 2 * _times(a.m, a.f) + 1
+
+
+_Evaluator = Callable[[_Run, _Node, list[_State]], tuple[Any, Any, Any]]
+
+_EVALUATORS: dict[str, _Evaluator] = {
     "input": _ev_input,
     "const": _ev_const,
     "add": _ev_add,
     "sub": _ev_add,
     "neg": _ev_neg,
     "mul": _ev_mul,
+    "square": _ev_square,
     "div": _ev_div,
     "pow": _ev_pow,
-    "abs": _ev_exact(np.abs),
-    "relu": _ev_exact(lambda a: np.maximum(a, 0.0)),
-    "maximum": _ev_exact(np.maximum),
-    "minimum": _ev_exact(np.minimum),
     "gt": _ev_compare(np.greater),
     "ge": _ev_compare(np.greater_equal),
     "le": _ev_compare(np.less_equal),
@@ -1001,18 +966,21 @@ _EVALUATORS: dict[str, Callable[[_Run, _Node, list[_State]], tuple[Any, Any, Any
     "select": _ev_select,
     "rowsum": _ev_rowsum,
     "addn": _ev_addn,
-    "exp": _unary(np.exp, _slope_exp),
-    "log": _unary(np.log, _slope_log),
-    "sqrt": _unary(np.sqrt, _slope_sqrt),
-    "tan": _unary(np.tan, _slope_tan),
-    "sin": _unary(np.sin, _slope_curved("sin", np.cos)),
-    "cos": _unary(np.cos, _slope_curved("cos", np.sin)),
-    "tanh": _unary(np.tanh, _slope_curved("tanh", lambda z: 1 - np.tanh(z) ** 2)),
-    "sigmoid": _unary(
-        _np_sigmoid, _slope_curved("sigmoid", lambda z: _np_sigmoid(z) * _np_sigmoid(-z))
-    ),
-    "softplus": _unary(_np_softplus, _slope_curved("softplus", _np_sigmoid)),
 }
+
+
+@functools.cache
+def _kernel_evaluator(op: str, record: Any) -> _Evaluator:
+    if record.bound.kind == "exact":
+        return _ev_exact(record.numpy)
+    return _unary(record.numpy, _SLOPES[record.bound.slope])
+
+
+def _evaluator(op: str) -> _Evaluator:
+    """Return how ``op`` is evaluated: arithmetic here, a function's kernel from its record."""
+    if op in _EVALUATORS:
+        return _EVALUATORS[op]
+    return _kernel_evaluator(op, _kernel(op))
 
 
 @dataclass(frozen=True)
@@ -1058,7 +1026,7 @@ class Analysis:
     def _step(self, run: _Run, i: int) -> None:
         node = self.nodes[i]
         args = [run.states[a] for a in node.args]
-        v, m, f = _EVALUATORS[node.op](run, node, args)
+        v, m, f = _evaluator(node.op)(run, node, args)
         state = _State(v, m, f)
         _errors(node, state, self.precision)
         if node.op not in ("gt", "ge", "le"):
@@ -1127,6 +1095,47 @@ def _mask_of(part: Assessment, kind: str, text: str) -> np.ndarray:
         if (h.kind, h.text) == (kind, text):
             return h.mask
     return np.zeros(len(part.value), dtype=bool)
+
+
+#: The TensorFlow operation type of each arithmetic operation of the bound's graph.
+_TF_TYPES = {
+    "add": "AddV2",
+    "sub": "Sub",
+    "mul": "Mul",
+    "div": "RealDiv",
+    "neg": "Neg",
+    "pow": "Pow",
+    "square": "Square",
+    "le": "LessEqual",
+    "gt": "Greater",
+    "ge": "GreaterEqual",
+    "select": "SelectV2",
+    "sign": "Sign",
+}
+
+
+def forward_operations(problem: Problem, dtype: str | None = None) -> dict[str, int]:
+    """Return how often the bound models each TensorFlow operation type in the loss's forward pass.
+
+    The operation types are TensorFlow's own (``Mul``, ``SelectV2``, a kernel's
+    ``tf_op``), so the count can be compared with the graph TensorFlow builds
+    (``tests/test_tolerance.py`` does, for every registered function).
+
+    >>> from tutor.problem import load
+    >>> forward_operations(load("seed-w"))
+    {'Mul': 1, 'Sub': 1, 'Pow': 1}
+    """
+    graph = _Graph(precision(dtype or problem.dtype), problem.rows)
+    for name in problem.wrt:
+        _name(graph, name, problem)
+    _forward(graph, problem.tree, problem)
+    counts: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op in ("input", "const"):
+            continue
+        kind = _TF_TYPES.get(node.op) or _kernel(node.op).bound.tf_op
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 def analyse(problem: Problem, symbol: str, dtype: str | None = None) -> Analysis:
@@ -1256,35 +1265,26 @@ def _magnitude_pow(expr: sympy.Pow) -> Magnitude:
     return Magnitude(total, max(mb.k, me.k) + pow_roundings(c), floor)
 
 
-_LIPSCHITZ = (sympy.Abs, relu, sympy.Max, sympy.Min)
 _EXACT = (sympy.Heaviside, sympy.sign)
-_FUNCTION_NAMES = {
-    sympy.exp: "exp",
-    sympy.log: "log",
-    sympy.sin: "sin",
-    sympy.cos: "cos",
-    sympy.tan: "tan",
-    sympy.tanh: "tanh",
-    sigmoid: "sigmoid",
-    softplus: "softplus",
-}
 
 
 def _magnitude_function(expr: sympy.Expr) -> Magnitude:
     if isinstance(expr, _EXACT):
         return Magnitude(_abs(expr), 0)
+    record = by_sympy(expr.func)
+    if record is None:
+        raise ValueError(f"no magnitude rule for {expr.func}")
+    if record.formula is not None:
+        # Evaluated as its formula's operations (the Piecewise SymPy rewrites it to).
+        return magnitude(record.formula(SYMPY, *expr.args))
     parts = [magnitude(a) for a in expr.args]
-    if isinstance(expr, _LIPSCHITZ):
+    if record.bound.kind == "exact":
         return Magnitude(
             sympy.Max(*(p.expr for p in parts)),
             max(p.k for p in parts),
             sympy.Max(*(p.floor for p in parts)),
         )
-    if isinstance(expr, huber):
-        return _magnitude_huber(expr, parts)
-    name = _FUNCTION_NAMES.get(expr.func)
-    if name is None:
-        raise ValueError(f"no magnitude rule for {expr.func}")
+    name = record.name
     (arg,) = expr.args
     slope = _abs(sympy.diff(expr.func(_T), _T).subs(_T, arg))
     k = parts[0].k + roundings(name, FLOAT64)
@@ -1297,16 +1297,3 @@ _T = sympy.Symbol("t", real=True)
 def _abs(expr: sympy.Expr) -> sympy.Expr:
     """|expr|, left unevaluated: SymPy would rewrite |exp(w**(5/3))| with re() and arg()."""
     return sympy.Abs(expr) if expr.is_Symbol or expr.is_Number else sympy.Abs(expr, evaluate=False)
-
-
-def _magnitude_huber(expr: sympy.Expr, parts: list[Magnitude]) -> Magnitude:
-    """NumPy's huber: where(|r| <= d, 0.5*r*r, d*(|r| - 0.5*d))."""
-    r, d = expr.args
-    mr, md = parts
-    inside = _abs(r) <= d
-    value = sympy.Piecewise((mr.expr**2 / 2, inside), (md.expr * (mr.expr + md.expr / 2), True))
-    floor = sympy.Piecewise(
-        (mr.expr * mr.floor + 2, inside),
-        (md.expr * mr.floor + (mr.expr + md.expr) * md.floor + 3, True),
-    )
-    return Magnitude(value, max(2 * mr.k, mr.k + md.k) + 2, floor)
