@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 from strategies import function_arguments, problem_points
 
 from tutor import derive, load, loads
+from tutor.functions import REGISTRY
 from tutor.numeric import evaluate
 from tutor.problem import shipped_ids
 from tutor.tolerance import (
     FLOAT32,
     FLOAT64,
     analyse,
+    forward_operations,
     gamma,
     magnitude,
     pow_roundings,
@@ -307,3 +309,46 @@ def test_float64_precision_is_the_dtypes():
     assert precision("float64") is FLOAT64
     assert FLOAT64.u_text == "2⁻⁵³"
     assert math.isclose(gamma(1, FLOAT64.u), 2.0**-53, rel_tol=1e-15)
+
+
+# The bound's model of each function against the graph TensorFlow builds.
+
+#: Operation types that move or name values without computing any.
+_PLUMBING = {"Placeholder", "Const", "Identity", "NoOp", "ReadVariableOp"}
+
+
+def _tensorflow_operations(problem, backend) -> dict[str, int]:
+    """Count the operation types of the graph TensorFlow traces for the problem's loss."""
+    from tutor.autodiff import build_loss, tensorflow
+
+    tf = tensorflow()
+    dtype = tf.float64 if problem.dtype == "float64" else tf.float32
+    names = tuple(problem.values)
+    spec = [tf.TensorSpec([], dtype) for _ in names]
+
+    def loss(*args):
+        return build_loss(problem.tree, dict(zip(names, args, strict=True)), dtype)
+
+    graph = tf.function(loss, autograph=False).get_concrete_function(*spec).graph
+    counts: dict[str, int] = {}
+    for op in graph.get_operations():
+        if op.type not in _PLUMBING:
+            counts[op.type] = counts.get(op.type, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_bound_models_the_operations_tensorflow_runs_for_each_function(name, dtype, backend):
+    """The forward operations the bound counts roundings for are the ones in TF's graph.
+
+    A TensorFlow upgrade that builds a function with other kernels, or a record whose
+    bound no longer describes what TensorFlow runs, fails here.
+    """
+    record = REGISTRY[name]
+    call = f"{name}(w*x - y)" if record.arity == 1 else f"{name}(w*x - y, x)"
+    problem = loads(
+        f'title = "{name}"\nloss = "{call}"\n[values]\nw = 0.5\nx = 1.5\ny = 0.25\n'
+        f'[descent]\nwrt = ["w"]\nlearning_rate = 0.1\nsteps = 1\ndtype = "{dtype}"\n'
+    )
+    assert forward_operations(problem) == _tensorflow_operations(problem, backend)
