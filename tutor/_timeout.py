@@ -12,8 +12,10 @@ mid-flight, is not loaded. A fork is cheap: SymPy is already imported. Where
 a fork is not safe (the compiled descent's worker thread, TensorFlow loaded in
 a notebook or being imported in the background), the child comes from a fork
 server: a fresh interpreter started with ``exec``, never a copy of this one,
-which imports SymPy and the tutor once and forks a child per computation.
-:func:`start_server` starts it early, so its start-up overlaps other work.
+which imports SymPy and the tutor once and forks a worker that computes one
+request after another; a worker stopped at the limit is killed and never
+reused, a worker that finished is as fresh as a new child. :func:`start_server`
+starts the server early, so its start-up overlaps other work.
 
 A child of the fork server knows only what is imported; functions registered
 at run time (:func:`tutor.functions.register`) are sent along, so their
@@ -60,31 +62,112 @@ def within_time_limit(
     ``what`` names the computation in the message (e.g. "deriving ∂L/∂w").
     An exception ``compute`` raises is raised here.
     """
+    if fork_is_safe() or not _worker_lock.acquire(blocking=False):
+        ok, value = _in_child(compute, args, kwargs, what=what, seconds=seconds)
+    else:
+        try:
+            ok, value = _in_worker(compute, args, kwargs, what=what, seconds=seconds)
+        finally:
+            _worker_lock.release()
+    if not ok:
+        raise value
+    return value
+
+
+def _expired(what: str, seconds: float) -> ExpressionError:
+    return ExpressionError(
+        f"{what} took longer than {seconds:g} s and was stopped; the loss is too "
+        "complex for the tutor: use fewer terms or smaller powers"
+    )
+
+
+def _no_result(what: str, status: int | None) -> ExpressionError:
+    return ExpressionError(
+        f"{what} stopped without a result (exit status {status}); "
+        "the loss is too complex for the tutor: use fewer terms or smaller powers"
+    )
+
+
+def _in_child(
+    compute: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    what: str,
+    seconds: float,
+) -> tuple[bool, Any]:
+    """Compute in a child of its own, forked when safe, and kill it at the limit."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
     process = _start(sender, compute, args, kwargs)
     sender.close()
     try:
         if not receiver.poll(seconds):
-            raise ExpressionError(
-                f"{what} took longer than {seconds:g} s and was stopped; the loss is too "
-                "complex for the tutor: use fewer terms or smaller powers"
-            )
+            raise _expired(what, seconds)
         try:
-            ok, value = receiver.recv()
+            return receiver.recv()
         except EOFError:
             process.join()
-            raise ExpressionError(
-                f"{what} stopped without a result (exit status {process.exitcode}); "
-                "the loss is too complex for the tutor: use fewer terms or smaller powers"
-            ) from None
+            raise _no_result(what, process.exitcode) from None
     finally:
         if process.is_alive():
             process.kill()
         process.join()
         receiver.close()
-    if not ok:
-        raise value
-    return value
+
+
+class _Worker:
+    """A child of the fork server that computes one request after another, until it is killed."""
+
+    def __init__(self) -> None:
+        self.connection, child = multiprocessing.Pipe()
+        self.process = _server_context().Process(target=_serve, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def stop(self) -> None:
+        """Kill the worker (it may be computing) and wait for it to end."""
+        self.process.kill()
+        self.process.join()
+        self.connection.close()
+
+
+#: The fork server's worker, started on first use; replaced when a limit kills it.
+_worker: _Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def _in_worker(
+    compute: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    what: str,
+    seconds: float,
+) -> tuple[bool, Any]:
+    """Compute in the fork server's worker, killing it (and dropping it) at the limit.
+
+    A worker that finishes its computation is left as a fresh child would be,
+    so the next computation reuses it; one stopped at the limit is never reused.
+    """
+    global _worker
+    # Registered functions first: the payload's SymPy objects name their classes.
+    request = (pickle.dumps(_registered_since_import()), pickle.dumps((compute, args, kwargs)))
+    if _worker is None or not _worker.process.is_alive():
+        _worker = _Worker()
+    worker = _worker
+    worker.connection.send(request)
+    try:
+        if not worker.connection.poll(seconds):
+            raise _expired(what, seconds)
+        try:
+            return worker.connection.recv()
+        except EOFError:
+            worker.process.join()
+            raise _no_result(what, worker.process.exitcode) from None
+    except BaseException:
+        worker.stop()
+        _worker = None
+        raise
 
 
 def fork_is_safe() -> bool:
@@ -139,30 +222,57 @@ def _registered_since_import() -> list[Any]:
 
 
 def _unpack(sender: Connection, records: bytes, payload: bytes) -> None:
-    """In a child of the fork server: register the run-time functions, then compute."""
-    from .functions import register
+    """In a one-off child of the fork server: compute, send the outcome back, and end."""
+    _send(sender, _outcome(records, payload))
+    sender.close()
+
+
+def _serve(connection: Connection) -> None:
+    """In the fork server's worker: answer each request until the parent closes the pipe."""
+    while True:
+        try:
+            records, payload = connection.recv()
+        except EOFError:
+            return
+        _send(connection, _outcome(records, payload))
+
+
+def _outcome(records: bytes, payload: bytes) -> tuple[bool, Any]:
+    """Register the run-time functions of ``records``, then compute what ``payload`` says."""
+    from .functions import REGISTRY, register
 
     try:
         for record in pickle.loads(records):  # noqa: S301 - written by this process's parent
-            register(record)
+            if REGISTRY.get(record.name) is not record:
+                register(record)
         compute, args, kwargs = pickle.loads(payload)  # noqa: S301 - as above
     except Exception as exc:  # e.g. a function defined in __main__, which the child lacks
         message = f"internal error: the computation cannot be sent to a child process ({exc})"
-        sender.send((False, RuntimeError(message)))
-        return
-    _compute(sender, compute, args, kwargs)
+        return False, RuntimeError(message)
+    return _run(compute, args, kwargs)
+
+
+def _run(
+    compute: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[bool, Any]:
+    """Return (True, result), or (False, the exception ``compute`` raised)."""
+    try:
+        return True, compute(*args, **kwargs)
+    except Exception as exc:
+        return False, exc
+
+
+def _send(connection: Connection, outcome: tuple[bool, Any]) -> None:
+    try:
+        connection.send(outcome)
+    except Exception as exc:  # the result or the exception does not pickle
+        message = f"internal error: cannot send the result back ({exc})"
+        connection.send((False, RuntimeError(message)))
 
 
 def _compute(
     sender: Connection, compute: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
-    """In the child: send back (True, result) or (False, the exception raised)."""
-    try:
-        outcome: tuple[bool, Any] = (True, compute(*args, **kwargs))
-    except Exception as exc:
-        outcome = (False, exc)
-    try:
-        sender.send(outcome)
-    except Exception as exc:  # the result or the exception does not pickle
-        sender.send((False, RuntimeError(f"internal error: cannot send the result back ({exc})")))
+    """In a forked child: send back (True, result) or (False, the exception raised)."""
+    _send(sender, _run(compute, args, kwargs))
     sender.close()
