@@ -51,6 +51,7 @@ def long(problem_id: str, **changes):
     return dataclasses.replace(load(problem_id), **{"steps": steps, **changes})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("problem_id", shipped_ids())
 def test_every_shipped_problem_compiles_to_the_eager_iterates(backend, eager, problem_id, dtype):

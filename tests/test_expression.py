@@ -331,6 +331,7 @@ def test_time_limit_holds_when_a_finalizer_swallows_the_expiry():
         within_time_limit(_churn, what="churning", seconds=0.1)
 
 
+@pytest.mark.slow
 def test_time_limit_leaves_nothing_pending_after_many_close_calls():
     stopped = 0
     for _ in range(500):
@@ -374,6 +375,7 @@ def test_random_losses_build_and_differentiate_within_the_time_limit_or_are_refu
         assert not derivative.has(sympy.Derivative)
 
 
+@pytest.mark.slow
 def test_a_derivation_stopped_at_its_limit_leaves_nothing_behind():
     """Twenty times: a derivation is stopped, then a Hypothesis search runs in this process.
 
@@ -418,6 +420,7 @@ importer.join()
 """
 
 
+@pytest.mark.slow
 def test_the_limit_fires_while_tensorflow_is_being_imported_in_another_thread():
     out = subprocess.run(
         [sys.executable, "-c", _WHILE_IMPORTING], capture_output=True, text=True, timeout=120

@@ -98,6 +98,7 @@ def _reaches_every_consumer(record: LossFunction, path: Path, run_cli, backend) 
     assert status == 0, out + err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_registered_function_reaches_every_consumer(name, tmp_path, run_cli, backend):
     _reaches_every_consumer(

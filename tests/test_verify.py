@@ -54,6 +54,7 @@ def explain(check, dtype: str, style: str) -> str:
 # The suite: every shipped partial, random points in its box, both dtypes and both styles.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem_id, symbol", SHIPPED_PARTIALS)
 @settings(deadline=None)  # every example runs TensorFlow four times; the first imports it
 @given(data=st.data())

@@ -14,10 +14,10 @@ import click
 from rich.text import Text
 
 from . import __version__
+from .derivation import derive, unknown_symbol_message
 from .errors import TutorError, UsageError
 from .model import Columns, Problem
 from .problem import DTYPES, MAX_STEPS, VARIABLE_MODES, load, shipped_ids
-from .symbolic import derive, unknown_symbol_message
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -42,11 +42,11 @@ import mpmath
 import numpy as np
 import sympy
 
+from .derivation import derive
 from .errors import UsageError
 from .model import Derivation, Partial, Problem
 from .numeric import evaluate
 from .problem import DEFAULT_BOX
-from .symbolic import derive
 from .tolerance import (
     FLOAT64,
     HAZARD_KINDS,
