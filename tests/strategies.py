@@ -292,7 +292,7 @@ def _loss_nodes(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     )
 
 
-# Points and settings for verifying gradients (tutor.verify, tutor.tolerance).
+# Points and settings for verifying gradients (tutor.verify).
 
 #: The four ways a gradient is computed: dtype × how the symbols are held.
 GRADIENT_CONFIGS = tuple((d, v) for d in ("float32", "float64") for v in ("tensor", "variable"))

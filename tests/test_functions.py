@@ -18,7 +18,7 @@ from tutor.functions import REGISTRY, LossFunction, formula_function, registered
 from tutor.numeric import evaluate
 from tutor.render.code import update_code
 from tutor.steps import rules_used
-from tutor.tolerance import analyse
+from tutor.verify import analyse
 
 #: A point away from every kink and singularity of the calls below: the residual
 #: w·x − y = 0.5 is inside huber's threshold d = x = 1.5, log and sqrt see 0.5 > 0,

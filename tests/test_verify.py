@@ -1,7 +1,7 @@
 """SymPy's gradient and TensorFlow's agree on random points: the Hypothesis suite, the
 proof that it can fail, batch mode and ``tutor verify``.
 
-Every comparison uses the bound of ``tutor.tolerance`` (γ_k·S plus the floor for flushed
+Every comparison uses the bound of ``tutor.verify.bound`` (γ_k·S plus the floor for flushed
 subnormals), derived from the floating-point arithmetic TF performs; no test picks a
 tolerance of its own.
 """
@@ -19,12 +19,12 @@ from strategies import GRADIENT_CONFIGS, gradient_configs, problem_points
 
 from tutor import derive, load, loads
 from tutor.problem import shipped_ids
-from tutor.tolerance import FLOAT32
+from tutor.render.verify import render
 from tutor.verify import (
+    FLOAT32,
     VERDICTS,
     batch,
     probe,
-    render,
     search,
     tensorflow_batch_gradient,
     tensorflow_gradient,
@@ -350,12 +350,12 @@ def test_cli_verify_without_problems_checks_every_shipped_one(run_cli):
 
 
 def test_cli_verify_exits_1_with_the_counterexample(run_cli, monkeypatch):
-    import tutor.verify
+    import tutor.verify.driver
 
     def doubled(problem, values):
         return {k: 2 * g for k, g in tensorflow_gradient(problem, values).items()}
 
-    monkeypatch.setattr(tutor.verify, "tensorflow_gradient", doubled)
+    monkeypatch.setattr(tutor.verify.driver, "tensorflow_gradient", doubled)
     status, out, err = run_cli("verify", "seed-w", "--examples", "50", "--seed", "0")
     assert status == 1
     assert "FAIL at" in out and "shrunk" in out

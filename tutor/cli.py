@@ -451,7 +451,8 @@ def verify_command(
     |TF − SymPy| ≤ γ_k·S + floor at every point; kinks, singular points and
     overflow are reported, not counted. Exit status 1 when they disagree.
     """
-    from .verify import render, verify
+    from .render.verify import render
+    from .verify import verify
 
     loaded = [load(p) for p in problems or shipped_ids()]
     styles = VARIABLE_MODES if variables == "both" else (variables,)

@@ -173,7 +173,7 @@ class ErrorModel:
     operation that rounds nothing (abs, relu, max, min); ``"formula"``, the
     operations of its formula. ``backward`` adds TensorFlow's registered
     gradient of the kernel to the bound's graph (see
-    :mod:`tutor.tolerance`): given the graph, the node and the incoming
+    :mod:`tutor.verify.backward`): given the graph, the node and the incoming
     gradient, it returns one gradient node per argument.
     """
 
@@ -700,7 +700,7 @@ def _exact(
 # tan 1.06u, tanh 9.23u, σ 3.80u, softplus 8.23u (NumPy's own functions stay below
 # these). Each count is that maximum rounded up plus one rounding, because sampling can
 # miss the worst argument: refining the sampling tenfold around each worst argument
-# raised the maxima by at most 0.2u. ``tests/test_tolerance.py`` keeps sampling.
+# raised the maxima by at most 0.2u. ``tests/test_bound.py`` keeps sampling.
 
 _BUILTIN: tuple[LossFunction, ...] = (
     _library(

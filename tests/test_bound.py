@@ -1,4 +1,4 @@
-"""The forward error bound of ``tutor.tolerance``: its arithmetic, its model of TF's gradient,
+"""The forward error bound of ``tutor.verify``: its arithmetic, its model of TF's gradient,
 the error counts of the library functions, and the points where it stops applying.
 
 Every tolerance in this file is the bound under test or is derived in the test's docstring.
@@ -22,13 +22,13 @@ from tutor import derive, load, loads
 from tutor.functions import REGISTRY
 from tutor.numeric import evaluate
 from tutor.problem import shipped_ids
-from tutor.tolerance import (
+from tutor.verify.bound import analyse
+from tutor.verify.graph import forward_operations
+from tutor.verify.magnitude import magnitude
+from tutor.verify.precision import (
     FLOAT32,
     FLOAT64,
-    analyse,
-    forward_operations,
     gamma,
-    magnitude,
     pow_roundings,
     precision,
     representable,
@@ -248,7 +248,7 @@ def test_magnitude_transform_of_the_seed_partial():
 def test_float64_closed_form_errs_within_its_magnitude(problem_id, symbol, data):
     """NumPy float64 evaluation of SymPy's partial errs by at most γ_k(2⁻⁵³)·S + F·2⁻¹⁰²².
 
-    S, k and F come from :func:`tutor.tolerance.magnitude`; the mean over n data rows
+    S, k and F come from :func:`tutor.verify.magnitude.magnitude`; the mean over n data rows
     adds n roundings (n − 1 additions and a division) and n to the floor.
     """
     problem, partial, m, _ = shipped(problem_id, symbol)
