@@ -430,3 +430,18 @@ def test_the_limit_fires_while_tensorflow_is_being_imported_in_another_thread():
         "complex for the tutor: use fewer terms or smaller powers"
     ), out.stderr
     assert lines[1:] == ["still importing: True", "3*w**2"]
+
+
+@pytest.mark.slow
+def test_a_script_that_uses_the_limit_from_a_second_thread_runs_once(tmp_path):
+    """With another thread running the child comes from the fork server, which must not run
+    the user's script again (a script without a __main__ guard would repeat itself)."""
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import threading, tutor\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "print('ran')\n"
+        "print(tutor.derive(tutor.load('seed-w')).partial('w').result)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.stdout == "ran\n2*x*(w*x - y)\n", out.stderr

@@ -28,6 +28,7 @@ from tutor.verify import (
     search,
     tensorflow_batch_gradient,
     tensorflow_gradient,
+    uniform_points,
 )
 
 SHIPPED_PARTIALS = [(pid, sym) for pid in shipped_ids() for sym in load(pid).wrt]
@@ -376,3 +377,31 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("args, expected", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_cli_verify_bad_input_exits_2(refuses, args, expected):
     refuses(args, expected)
+
+
+@pytest.mark.parametrize(
+    ("loss", "low", "high", "expected"),
+    [
+        ("exp(w)", 80.0, 100.0, {"pass", "overflow"}),  # float32 overflows past w ≈ 88.7
+        ("sqrt(w)", -1.0, 1.0, {"pass", "undefined"}),  # no real value below 0
+        ("max(w, 0.25)", 0.0, 0.5, {"pass"}),
+    ],
+)
+def test_one_point_at_a_time_and_a_batch_reach_the_same_verdicts(loss, low, high, expected):
+    """The search (mpmath reference, one point at a time) and batch mode (float64 reference,
+    one tape) decide with one rule: at the same 200 points they reach the same verdicts.
+    The references differ by far less than the bound's margin at these points."""
+    text = (
+        f'title = "t"\nloss = "{loss}"\n[values]\nw = 0.5\n'
+        f'[descent]\nwrt = ["w"]\nlearning_rate = 0.1\nsteps = 1\ndtype = "float32"\n'
+        f"[verify]\nw = [{low}, {high}]\n"
+    )
+    problem = loads(text)
+    (report,) = batch(problem, size=200, seed=7, variables="tensor")
+    p = probe(problem, "w", variables="tensor")
+    points = uniform_points(p.problem, 200, 7)
+    one_by_one = [p.check({"w": float(w)}).verdict for w in points["w"]]
+    assert {v: n for v, n in report.counts.items() if n} == {
+        v: one_by_one.count(v) for v in set(one_by_one)
+    }
+    assert set(one_by_one) == expected

@@ -28,6 +28,7 @@ pieces must be importable (module-level functions, not lambdas), as must
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.popen_fork  # noqa: F401 - imported now, not at the first start
@@ -35,7 +36,7 @@ import multiprocessing.popen_forkserver  # noqa: F401
 import pickle
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -115,13 +116,36 @@ def _in_child(
         receiver.close()
 
 
+@contextlib.contextmanager
+def _without_main_script() -> Iterator[None]:
+    """Start children of the fork server that do not run this program's main script again.
+
+    A child of the fork server would otherwise import the script that started
+    this interpreter, re-running any top-level code in it; the child needs
+    nothing from it (it receives importable functions only).
+    """
+    main = sys.modules.get("__main__")
+    names = ("__file__", "__spec__")
+    saved: dict[str, Any] = {k: main.__dict__[k] for k in names if main and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
 class _Worker:
     """A child of the fork server that computes one request after another, until it is killed."""
 
     def __init__(self) -> None:
         self.connection, child = multiprocessing.Pipe()
         self.process = _server_context().Process(target=_serve, args=(child,), daemon=True)
-        self.process.start()
+        with _without_main_script():
+            self.process.start()
         child.close()
 
     def stop(self) -> None:
@@ -211,7 +235,8 @@ def _start(
         payload = pickle.dumps((compute, args, kwargs))
         process = _server_context().Process(target=_unpack, args=(sender, records, payload))
     process.daemon = True
-    process.start()
+    with _without_main_script():
+        process.start()
     return process
 
 

@@ -16,7 +16,6 @@ from ..model import Derivation, Problem
 from ..numeric import evaluate
 from .bound import Assessment
 from .driver import Probe, _configure, _report, _Tally, probe
-from .precision import HAZARD_KINDS
 from .reference import (
     BatchGradientFn,
     _float64_error,
@@ -25,7 +24,7 @@ from .reference import (
     tensorflow_batch_gradient,
 )
 from .sampling import _check_counts, uniform_points
-from .verdict import VERDICTS, Check, PartialReport, _verdict
+from .verdict import VERDICTS, Check, PartialReport, judged, verdict_codes
 
 
 def batch(
@@ -83,20 +82,8 @@ class _Batch:
 
     @functools.cached_property
     def verdicts(self) -> np.ndarray:
-        """Each point's verdict as an index into :data:`VERDICTS`, as :func:`_verdict` decides."""
-        size = len(self.error)
-        masks = {kind: np.zeros(size, dtype=bool) for kind in HAZARD_KINDS}
-        for h in self.assessment.hazards:
-            masks[h.kind] |= h.mask
-        verdicts = np.full(size, VERDICTS.index("fail"), dtype=np.int8)
-        for kind in reversed(HAZARD_KINDS[1:]):  # the first kind explains a point first
-            verdicts[masks[kind]] = VERDICTS.index(kind)
-        verdicts[self.within] = VERDICTS.index("pass")
-        verdicts[masks["kink"]] = VERDICTS.index("kink")
-        undefined = ~np.isfinite(self.reference)
-        verdicts[undefined] = VERDICTS.index("undefined")
-        verdicts[undefined & masks["overflow"]] = VERDICTS.index("overflow")
-        return verdicts
+        """Each point's verdict as an index into :data:`VERDICTS` (see :func:`verdict_codes`)."""
+        return verdict_codes(self.assessment, self.within, ~np.isfinite(self.reference))
 
     def check(self, i: int) -> Check:
         """Return the comparison at point ``i``."""
@@ -115,8 +102,7 @@ class _Batch:
         if check.symbolic is None:
             note = f"SymPy's gradient is not a finite float64 here; TF gives {autodiff!r}"
             return dataclasses.replace(check, note=note)
-        hazards = self.assessment.hazards_at(i)
-        return _verdict(check, hazards, bool(self.within[i]), self.probe.precision)
+        return judged(check, self.assessment, i, bool(self.within[i]), int(self.verdicts[i]))
 
     def worst(self) -> Check | None:
         """Return the passing or failing point whose error beyond the floor is the most u·S."""

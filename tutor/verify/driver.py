@@ -27,7 +27,7 @@ from .reference import (
     tensorflow_gradient,
 )
 from .sampling import _check_counts, box, point_strategy
-from .verdict import VERDICTS, Check, PartialReport, _verdict
+from .verdict import VERDICTS, Check, PartialReport, judged, verdict_codes
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,9 @@ def _judge(
             values
         )
     check = dataclasses.replace(check, symbolic=float(exact), error=float(error))
-    return _verdict(check, a.hazards_at(0), bool(within), prec)
+    inside = bool(within) and math.isfinite(check.tolerance)
+    code = int(verdict_codes(a, np.array([inside]))[0])
+    return judged(check, a, 0, inside, code)
 
 
 class _Tally:

@@ -7,10 +7,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy
 
 from ._evaluate import Hazard
-from .precision import Precision
+from .bound import Assessment
+from .precision import HAZARD_KINDS, Precision
 
 #: What a point's comparison can conclude. Only "fail" is a disagreement.
 VERDICTS = ("pass", "fail", "kink", "singular", "overflow", "undefined")
@@ -76,19 +78,44 @@ class PartialReport:
 
 
 # ---------------------------------------------------------------------------------------
-# Where points are drawn.
+# The verdict: one rule for a single point and for a batch.
 
 
-def _verdict(check: Check, hazards: Sequence[Hazard], within: bool, prec: Precision) -> Check:
-    """Return ``check`` with its verdict: a kink is always reported, other hazards on a miss."""
-    within = within and math.isfinite(check.tolerance)
-    kind = hazards[0].kind if hazards else ""
-    if kind != "kink" and within:
-        return dataclasses.replace(check, verdict="pass")
-    if hazards:
-        note = _hazard_note(hazards, check, within, prec)
-        return dataclasses.replace(check, verdict=kind, note=note)
-    return dataclasses.replace(check, verdict="fail")
+def verdict_codes(
+    assessment: Assessment, within: np.ndarray, undefined: np.ndarray | None = None
+) -> np.ndarray:
+    """Return each point's verdict as an index into :data:`VERDICTS`.
+
+    ``within`` says where the error is within the (finite) bound; ``undefined``
+    where the reference has no finite value (a batch's float64 reference).
+    A kink is always reported; another hazard only where the error is not
+    within the bound, the first of singular, overflow, undefined explaining it.
+    Both :func:`tutor.verify.driver.search` (one point at a time) and
+    :func:`tutor.verify.batched.batch` decide with this function.
+    """
+    size = len(within)
+    masks = {kind: np.zeros(size, dtype=bool) for kind in HAZARD_KINDS}
+    for h in assessment.hazards:
+        masks[h.kind] |= h.mask
+    codes = np.full(size, VERDICTS.index("fail"), dtype=np.int8)
+    for kind in reversed(HAZARD_KINDS[1:]):  # the first kind explains a point first
+        codes[masks[kind]] = VERDICTS.index(kind)
+    codes[within] = VERDICTS.index("pass")
+    codes[masks["kink"]] = VERDICTS.index("kink")
+    if undefined is not None:
+        codes[undefined] = VERDICTS.index("undefined")
+        codes[undefined & masks["overflow"]] = VERDICTS.index("overflow")
+    return codes
+
+
+def judged(check: Check, assessment: Assessment, i: int, within: bool, code: int) -> Check:
+    """Return ``check`` (point ``i`` of ``assessment``) with verdict ``code`` and its note."""
+    verdict = VERDICTS[code]
+    hazards = assessment.hazards_at(i)
+    if verdict in ("pass", "fail") or not hazards:
+        return dataclasses.replace(check, verdict=verdict)
+    note = _hazard_note(hazards, check, within, assessment.precision)
+    return dataclasses.replace(check, verdict=verdict, note=note)
 
 
 def _hazard_note(hazards: Sequence[Hazard], check: Check, within: bool, prec: Precision) -> str:
