@@ -22,7 +22,7 @@ from tutor import derive, load, loads
 from tutor.functions import REGISTRY
 from tutor.numeric import evaluate
 from tutor.problem import shipped_ids
-from tutor.verify.bound import analyse
+from tutor.verify.bound import gradient_bound
 from tutor.verify.graph import forward_operations
 from tutor.verify.magnitude import magnitude
 from tutor.verify.precision import (
@@ -43,7 +43,7 @@ def shipped(problem_id: str, symbol: str, dtype: str = "float64") -> tuple:
     """The problem, SymPy's partial, its magnitude and TF's graph (derived once per test run)."""
     problem = load(problem_id)
     partial = derive(problem, [symbol]).partial(symbol)
-    return problem, partial, magnitude(partial.result), analyse(problem, symbol, dtype)
+    return problem, partial, magnitude(partial.result), gradient_bound(problem, symbol, dtype)
 
 
 def problem_of(loss: str, values: dict[str, float], **tables: dict[str, object]) -> object:
@@ -125,7 +125,7 @@ def test_graph_of_tf_gradient_computes_sympys_partial(problem_id, symbol, data):
 
     The graph is evaluated in NumPy float64 with the same operations TF's float64 run
     would do, so it errs from the exact partial by at most the float64 bound of that
-    graph (assessment.tolerance in float64). At a kink the graph takes TF's branch,
+    graph (assessment.bound in float64). At a kink the graph takes TF's branch,
     which may differ from SymPy's convention: those points are skipped.
     """
     problem, partial, _, analysis = shipped(problem_id, symbol)
@@ -133,7 +133,7 @@ def test_graph_of_tf_gradient_computes_sympys_partial(problem_id, symbol, data):
     a = analysis.assess({k: np.array([v]) for k, v in point.items()})
     assume(not a.hazards_at(0))
     exact = exact_gradient(problem, partial, point)
-    assert abs(mpmath.mpf(float(a.value[0])) - exact) <= a.tolerance[0], point
+    assert abs(mpmath.mpf(float(a.value[0])) - exact) <= a.bound[0], point
 
 
 def test_the_bound_follows_tfs_operations_not_the_simplified_partial():
@@ -155,8 +155,10 @@ def test_the_bound_follows_tfs_operations_not_the_simplified_partial():
 def test_data_rows_add_their_sum_to_the_count():
     """With n rows the gradient is a sum over rows (n − 1 additions) of the 1/n-weighted terms."""
     problem = load("least-squares")
-    one_row = analyse(problem_of("(w*x + b - y)**2", {"w": 0.0, "b": 0.0, "x": 1.0, "y": 1.0}), "w")
-    rows = analyse(problem, "w")
+    one_row = gradient_bound(
+        problem_of("(w*x + b - y)**2", {"w": 0.0, "b": 0.0, "x": 1.0, "y": 1.0}), "w"
+    )
+    rows = gradient_bound(problem, "w")
     assert rows.k >= one_row.k + problem.rows - 1
 
 
@@ -267,7 +269,9 @@ def test_float64_closed_form_errs_within_its_magnitude(problem_id, symbol, data)
 
 
 def assess(problem, symbol, point, dtype=None):
-    return analyse(problem, symbol, dtype).assess({k: np.array([v]) for k, v in point.items()})
+    return gradient_bound(problem, symbol, dtype).assess(
+        {k: np.array([v]) for k, v in point.items()}
+    )
 
 
 def test_kink_of_abs_is_flagged_only_near_the_switch():
@@ -301,7 +305,7 @@ def test_floor_covers_products_tf_flushes_to_zero(backend):
     error = abs(grads["w"] - 2.0**-209)
     assert grads["w"] == 0.0
     assert error > gamma(3, FLOAT32.u) * a.magnitude[0]
-    assert error <= a.tolerance[0]
+    assert error <= a.bound[0]
     assert a.floor[0] >= FLOAT32.tiny
 
 

@@ -19,7 +19,7 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from .expression import Binary, Call, Name, Node, Num, Unary
@@ -136,7 +136,7 @@ class TensorFlowBackend:
     ) -> tuple[float, dict[str, float]]:
         """Return the loss and TF's gradient for every wrt symbol at ``values``."""
         env = self._bind(problem, values)
-        loss, grads = _gradient(problem, env, {n: env[n] for n in problem.wrt})
+        loss, grads = tape_gradient(problem, env, {n: env[n] for n in problem.wrt})
         return float(loss.numpy()), {
             n: float(g.numpy()) for n, g in zip(problem.wrt, grads, strict=True)
         }
@@ -338,20 +338,26 @@ def _loss(problem: Problem, env: Mapping[str, Any]) -> Any:
     return tensorflow().reduce_mean(value) if problem.data else value
 
 
-def _gradient(
-    problem: Problem, env: Mapping[str, Any], current: Mapping[str, Any]
+def tape_gradient(
+    problem: Problem,
+    env: Mapping[str, Any],
+    current: Mapping[str, Any],
+    loss_of: Callable[[Problem, Mapping[str, Any]], Any] | None = None,
 ) -> tuple[Any, list[Any]]:
     """Return the loss and its gradient with respect to the descended values ``current``.
 
     ``env`` holds the data and the values held fixed; ``current`` the descended
     ones, tensors the tape watches or Variables it watches by itself.
+    ``loss_of(problem, env)`` builds the loss (default: the loss, its mean over
+    the data rows when there are data); verification's batches sum one loss per
+    point.
     """
     tf = tensorflow()
     with tf.GradientTape() as tape:
         if problem.variables == "tensor":
             for name in problem.wrt:
                 tape.watch(current[name])
-        loss = _loss(problem, {**env, **current})
+        loss = (loss_of or _loss)(problem, {**env, **current})
     grads = tape.gradient(
         loss,
         [current[name] for name in problem.wrt],
@@ -369,7 +375,7 @@ def _update(
     compiled loop once while it is traced. Variables are updated in place
     (``assign_sub``) and returned; tensors are rebound.
     """
-    loss, grads = _gradient(problem, env, current)
+    loss, grads = tape_gradient(problem, env, current)
     if problem.variables == "variable":
         for name, g in zip(problem.wrt, grads, strict=True):
             current[name].assign_sub(rate * g)

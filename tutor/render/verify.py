@@ -66,7 +66,7 @@ def _result(r: PartialReport) -> str:
         return "PASS"
     how = "shrunk" if r.mode == "search" else "the failing point nearest the origin"
     scale = c.u * c.magnitude
-    allowed = f"{_ratio(c.tolerance / scale)}·u·S" if scale else _num(c.tolerance)
+    allowed = f"{_ratio(c.bound / scale)}·u·S" if scale else _num(c.bound)
     return (
         f"FAIL at {_point(c.values)} ({how}): SymPy {_num(c.symbolic)}, TF {_num(c.autodiff)}, "
         f"|TF − SymPy| = {_num(c.error)} = {_ratio(c.ratio)}·u·S > tolerance {allowed}"

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from ..derivation import derive
 from ..model import Problem
 from .batched import batch
-from .bound import Analysis, Assessment, analyse
+from .bound import Assessment, GradientBound, gradient_bound
 from .driver import Probe, probe, search
 from .magnitude import Magnitude, magnitude
 from .precision import FLOAT32, FLOAT64, HAZARD_KINDS, Precision, gamma, precision
@@ -59,26 +59,26 @@ from .sampling import (
 from .verdict import VERDICTS, Check, PartialReport
 
 __all__ = [
-    "FLOAT32",
-    "FLOAT64",
-    "HAZARD_KINDS",
-    "MAX_BATCH",
-    "MAX_EXAMPLES",
-    "REFERENCE_BITS",
-    "VERDICTS",
-    "Analysis",
     "Assessment",
     "BatchGradientFn",
     "Check",
+    "FLOAT32",
+    "FLOAT64",
+    "GradientBound",
     "GradientFn",
+    "HAZARD_KINDS",
+    "MAX_BATCH",
+    "MAX_EXAMPLES",
     "Magnitude",
     "PartialReport",
     "Precision",
     "Probe",
-    "analyse",
+    "REFERENCE_BITS",
+    "VERDICTS",
     "batch",
     "box",
     "gamma",
+    "gradient_bound",
     "magnitude",
     "point_strategy",
     "precision",

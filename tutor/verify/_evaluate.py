@@ -13,7 +13,7 @@ from .graph import _const_exponent, _kernel, _Node
 from .precision import EPS64_SUBNORMAL, U64, Precision, gamma
 
 if TYPE_CHECKING:
-    from .bound import Analysis
+    from .bound import GradientBound
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class _State:
 class _Run:
     """One evaluation pass: inputs, states of the nodes so far, hazards found."""
 
-    analysis: Analysis
+    analysis: GradientBound
     env: Mapping[str, Any]
     shape: tuple[int, ...]
     states: dict[int, _State] = field(default_factory=dict)

@@ -67,7 +67,7 @@ class _Batch:
     reference: np.ndarray
     autodiff: np.ndarray
     assessment: Assessment
-    tolerance: np.ndarray
+    bound: np.ndarray
 
     @functools.cached_property
     def error(self) -> np.ndarray:
@@ -78,7 +78,7 @@ class _Batch:
     @functools.cached_property
     def within(self) -> np.ndarray:
         """Whether each point's error is within its (finite) tolerance."""
-        return (self.error <= self.tolerance) & np.isfinite(self.tolerance)
+        return (self.error <= self.bound) & np.isfinite(self.bound)
 
     @functools.cached_property
     def verdicts(self) -> np.ndarray:
@@ -95,7 +95,7 @@ class _Batch:
             error=float(self.error[i]),
             magnitude=float(self.assessment.magnitude[i]),
             floor=float(self.assessment.floor[i]),
-            tolerance=float(self.tolerance[i]),
+            bound=float(self.bound[i]),
             u=self.probe.precision.u,
             verdict=VERDICTS[int(self.verdicts[i])],
         )
@@ -142,6 +142,6 @@ def _batch_partial(
     size = len(autodiff)
     reference = _mean_rows(evaluate(p.partial.result, env), size)
     a = p.analysis.assess(points)
-    tolerance = a.tolerance + _float64_error(p.reference, p.problem, env, size)
-    compared = _Batch(p, points, reference, autodiff, a, tolerance)
+    bound = a.bound + _float64_error(p.reference, p.problem, env, size)
+    compared = _Batch(p, points, reference, autodiff, a, bound)
     return _report(p, "batch", compared.tally(), compared.counterexample(), seed)

@@ -65,7 +65,7 @@ switch is within E plus the float64 error bound of the intermediate.
 
 >>> import numpy as np
 >>> from tutor.problem import load
->>> analysis = analyse(load("seed-w"), "w")
+>>> analysis = gradient_bound(load("seed-w"), "w")
 >>> analysis.k
 3
 >>> a = analysis.assess({"w": np.array([0.5]), "x": np.array([3.0]), "y": np.array([6.0])})
@@ -98,7 +98,7 @@ class Assessment:
     value: np.ndarray
     magnitude: np.ndarray
     floor: np.ndarray
-    tolerance: np.ndarray
+    bound: np.ndarray
     hazards: tuple[Hazard, ...] = ()
 
     def hazards_at(self, i: int) -> tuple[Hazard, ...]:
@@ -112,7 +112,7 @@ class Assessment:
 
 
 @dataclass(frozen=True)
-class Analysis:
+class GradientBound:
     """TF's computation of one partial as a graph of operations, ready to bound at points."""
 
     symbol: str
@@ -179,9 +179,9 @@ class Analysis:
         # S is evaluated in float64: raise it by its own worst relative error.
         magnitude = flat(out.m) * (1 + gamma(2 * len(self.order), U64))
         floor = flat(out.f) * prec.tiny
-        tolerance = gamma(self.k, prec.u) * magnitude + floor
+        bound = gamma(self.k, prec.u) * magnitude + floor
         hazards = _merge(run.hazards)
-        return Assessment(self.k, prec, flat(out.v), magnitude, floor, tolerance, hazards)
+        return Assessment(self.k, prec, flat(out.v), magnitude, floor, bound, hazards)
 
 
 def _nans(states: Sequence[_State]) -> list[Any]:
@@ -213,7 +213,7 @@ def _concatenate(parts: Sequence[Assessment]) -> Assessment:
         value=joined("value"),
         magnitude=joined("magnitude"),
         floor=joined("floor"),
-        tolerance=joined("tolerance"),
+        bound=joined("bound"),
         hazards=tuple(hazards),
     )
 
@@ -225,7 +225,7 @@ def _mask_of(part: Assessment, kind: str, text: str) -> np.ndarray:
     return np.zeros(len(part.value), dtype=bool)
 
 
-def analyse(problem: Problem, symbol: str, dtype: str | None = None) -> Analysis:
+def gradient_bound(problem: Problem, symbol: str, dtype: str | None = None) -> GradientBound:
     """Return the graph of TF's computation of ∂L/∂``symbol`` in ``dtype``, ready to assess.
 
     ``dtype`` defaults to the problem's. The gradient is the one TF computes with
@@ -236,7 +236,7 @@ def analyse(problem: Problem, symbol: str, dtype: str | None = None) -> Analysis
     target = _name(graph, symbol, problem)
     root = _forward(graph, problem.tree, problem)
     gradient = _backward(graph, root, target)
-    return Analysis(
+    return GradientBound(
         symbol=symbol,
         precision=prec,
         nodes=tuple(graph.nodes),

@@ -15,7 +15,7 @@ import numpy as np
 from ..derivation import derive
 from ..model import Derivation, Partial, Problem
 from ..numeric import evaluate
-from .bound import Analysis, Assessment, analyse
+from .bound import Assessment, GradientBound, gradient_bound
 from .magnitude import Magnitude, magnitude
 from .precision import Precision, gamma
 from .reference import (
@@ -37,7 +37,7 @@ class Probe:
     problem: Problem
     partial: Partial
     gradient: GradientFn
-    analysis: Analysis
+    analysis: GradientBound
     reference: Magnitude
 
     @property
@@ -76,7 +76,7 @@ def probe(
         problem=configured,
         partial=partial,
         gradient=gradient or tensorflow_gradient,
-        analysis=analyse(configured, symbol),
+        analysis=gradient_bound(configured, symbol),
         reference=magnitude(partial.result),
     )
 
@@ -109,7 +109,7 @@ def _judge(
         error=math.nan,
         magnitude=float(a.magnitude[0]),
         floor=float(a.floor[0]),
-        tolerance=float(a.tolerance[0]),
+        bound=float(a.bound[0]),
         u=prec.u,
         verdict="undefined",
     )
@@ -119,11 +119,9 @@ def _judge(
     with mpmath.workprec(REFERENCE_BITS):
         error = abs(mpmath.mpf(autodiff) - exact) if math.isfinite(autodiff) else mpmath.inf
         # The reference's own error is tiny; it is only worth computing for a close call.
-        within = error <= check.tolerance or error <= check.tolerance + probe.reference_error(
-            values
-        )
+        within = error <= check.bound or error <= check.bound + probe.reference_error(values)
     check = dataclasses.replace(check, symbolic=float(exact), error=float(error))
-    inside = bool(within) and math.isfinite(check.tolerance)
+    inside = bool(within) and math.isfinite(check.bound)
     code = int(verdict_codes(a, np.array([inside]))[0])
     return judged(check, a, 0, inside, code)
 

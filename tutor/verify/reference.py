@@ -42,7 +42,7 @@ def tensorflow_batch_gradient(
     With data rows each point's loss is the mean over the rows, as in the tutor.
     Eager mode: the same kernels as a single point, so the same bound applies.
     """
-    from ..autodiff import build_loss, tensorflow
+    from ..autodiff import build_loss, tape_gradient, tensorflow
 
     tf = tensorflow()
     dtype = tf.float64 if problem.dtype == "float64" else tf.float32
@@ -53,17 +53,15 @@ def tensorflow_batch_gradient(
         tensor = tf.constant(np.reshape(values, shape), dtype=dtype)
         variable = problem.variables == "variable" and name in problem.wrt
         env[name] = tf.Variable(tensor) if variable else tensor
-    with tf.GradientTape() as tape:
-        if problem.variables == "tensor":
-            for name in problem.wrt:
-                tape.watch(env[name])
+
+    def total(problem: Problem, env: Mapping[str, Any]) -> Any:
         loss = build_loss(problem.tree, env, dtype)
         if problem.data:
             loss = tf.reduce_mean(loss, axis=-1)
-        total = tf.reduce_sum(loss)
-    grads = tape.gradient(
-        total, [env[n] for n in problem.wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO
-    )
+        return tf.reduce_sum(loss)
+
+    current = {n: env[n] for n in problem.wrt}
+    _, grads = tape_gradient(problem, env, current, total)
     pairs = zip(problem.wrt, grads, strict=True)
     return {n: np.asarray(g.numpy(), np.float64).reshape(-1) for n, g in pairs}
 

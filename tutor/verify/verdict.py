@@ -28,7 +28,7 @@ class Check:
     error: float
     magnitude: float
     floor: float
-    tolerance: float
+    bound: float
     u: float
     verdict: str
     note: str = ""
