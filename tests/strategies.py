@@ -9,7 +9,7 @@ import sympy
 from hypothesis import strategies as st
 
 from tutor.expression import make_symbol
-from tutor.functions import huber, relu, sigmoid, softplus
+from tutor.functions import REGISTRY, LossFunction
 
 #: float32 values whose squares and products stay far from overflow: |v| ≤ 1e9
 #: keeps (w·x − y)² ≤ 4e36 < 3.4e38 and every intermediate finite.
@@ -65,10 +65,9 @@ def _power(exponent: sympy.Expr) -> Callable[..., sympy.Expr]:
     return lambda a, _b: a**exponent
 
 
-#: Every node a generated expression may have, as a function of two children (the unary
-#: ones ignore the second): arithmetic, constant and variable powers, and each function a
-#: loss may call. Drawn uniformly, so each function turns up in about 1 node of 24.
-OPERATIONS: tuple[Callable[..., sympy.Expr], ...] = (
+#: The arithmetic nodes a generated expression may have, as functions of two children (the
+#: unary ones ignore the second): + − × ÷, and constant and variable powers.
+ARITHMETIC: tuple[Callable[..., sympy.Expr], ...] = (
     lambda a, b: a + b,
     lambda a, b: a - b,
     lambda a, b: a * b,
@@ -79,21 +78,26 @@ OPERATIONS: tuple[Callable[..., sympy.Expr], ...] = (
     _power(sympy.Integer(-2)),
     _power(sympy.Rational(3, 2)),
     lambda a, b: a**b,
-    _unary(sympy.exp),
-    _unary(sympy.log),
-    _unary(sympy.sqrt),
-    _unary(sympy.Abs),
-    _unary(sympy.sin),
-    _unary(sympy.cos),
-    _unary(sympy.tan),
-    _unary(sympy.tanh),
-    _unary(sigmoid),
-    _unary(relu),
-    _unary(softplus),
-    sympy.Max,
-    sympy.Min,
-    huber,
 )
+
+
+def _function_node(record: LossFunction) -> Callable[..., sympy.Expr]:
+    """The node calling a registered function on its first child (and second, if binary)."""
+    if record.arity == 1:
+        return _unary(record.sympy)
+    return record.sympy
+
+
+def operations() -> tuple[Callable[..., sympy.Expr], ...]:
+    """Every node a generated expression may have: :data:`ARITHMETIC` and each function a loss
+    may call, read from the registry when the strategy is built. Drawn uniformly, so each
+    function turns up in about 1 node of 24."""
+    return ARITHMETIC + tuple(_function_node(r) for r in REGISTRY.values())
+
+
+def function_names(arity: int) -> tuple[str, ...]:
+    """The names of the registered functions of ``arity`` arguments."""
+    return tuple(name for name, r in REGISTRY.items() if r.arity == arity)
 
 
 def symbols() -> st.SearchStrategy[sympy.Symbol]:
@@ -109,7 +113,7 @@ def constants() -> st.SearchStrategy[sympy.Expr]:
 def expressions(max_leaves: int = 8) -> st.SearchStrategy[sympy.Expr]:
     """A random loss expression over w, x, y and small constants, at most ``max_leaves`` leaves.
 
-    Nodes are drawn from :data:`OPERATIONS`, with at least one node at the top.
+    Nodes are drawn from :func:`operations`, with at least one node at the top.
     Leaves are symbols twice as often as constants, so most expressions depend
     on some symbol. SymPy evaluates as it builds, so ``log(exp(w))`` arrives as
     ``w``; a node that would collapse to an infinity, NaN or a non-real constant
@@ -130,8 +134,8 @@ def losses_and_symbols(max_leaves: int = 8) -> st.SearchStrategy[tuple[sympy.Exp
 
 
 def _nodes(children: st.SearchStrategy[sympy.Expr]) -> st.SearchStrategy[sympy.Expr]:
-    """One node of :data:`OPERATIONS` over two children."""
-    return st.builds(_build, st.sampled_from(OPERATIONS), children, children)
+    """One node of :func:`operations` over two children."""
+    return st.builds(_build, st.sampled_from(operations()), children, children)
 
 
 def _build(operation: Callable[..., sympy.Expr], a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
@@ -278,10 +282,8 @@ def loss_sources(max_leaves: int = 30) -> st.SearchStrategy[str]:
 
 
 def _loss_nodes(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    unary = st.sampled_from(
-        ("exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus")
-    )
-    binary = st.sampled_from(("max", "min", "huber"))
+    unary = st.sampled_from(function_names(1))
+    binary = st.sampled_from(function_names(2))
     return st.one_of(
         st.builds("({}){}({})".format, children, st.sampled_from("+-*/"), children),
         st.builds("({})**({})".format, children, st.sampled_from(_LOSS_EXPONENTS)),
@@ -290,7 +292,7 @@ def _loss_nodes(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     )
 
 
-# Points and settings for verifying gradients (tutor.verify, tutor.tolerance).
+# Points and settings for verifying gradients (tutor.verify).
 
 #: The four ways a gradient is computed: dtype × how the symbols are held.
 GRADIENT_CONFIGS = tuple((d, v) for d in ("float32", "float64") for v in ("tensor", "variable"))

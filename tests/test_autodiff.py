@@ -10,6 +10,8 @@ from hypothesis import given
 from strategies import points
 
 from tutor import derive, load
+from tutor.autodiff import TensorFlowBackend
+from tutor.model import Columns
 from tutor.numeric import evaluate
 
 U32 = 2.0**-24  # unit roundoff of float32
@@ -61,24 +63,52 @@ def test_gradients_of_squared_error_agree_with_sympy_in_float32(backend, point):
         assert abs(grads[sym] - exact) <= gamma(3) * s + (4 * other + 1) * TINY32, (sym, point)
 
 
+def record(backend, problem, values, steps) -> Columns:
+    """All ``steps`` updates of a run as one table, read through the backend's stream."""
+    return Columns.concat(list(backend.stream(problem, values, steps)), tuple(values), problem.wrt)
+
+
 @pytest.mark.parametrize("mode", ["tensor", "variable"])
 def test_descent_iterates_are_the_same_in_both_modes(backend, mode):
     problem = dataclasses.replace(load("seed-x"), variables=mode)
-    runner = backend.run(problem, problem.values)
-    got = [next(runner).updated["x"] for _ in range(100)]
+    got = record(backend, problem, problem.values, 100).updated.tolist()
     reference_problem = dataclasses.replace(problem, variables="tensor")
-    runner = backend.run(reference_problem, reference_problem.values)
-    assert got == [next(runner).updated["x"] for _ in range(100)]
+    assert got == record(backend, reference_problem, problem.values, 100).updated.tolist()
 
 
 @pytest.mark.parametrize("problem_id", ["seed-w", "seed-x", "seed-variable"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_compiled_run_is_bit_identical_to_the_eager_loop(backend, problem_id, dtype):
     problem = dataclasses.replace(load(problem_id), dtype=dtype, steps=500)
-    compiled = list(backend.run(problem, problem.values, problem.steps))
-    eager = backend.run(problem, problem.values)
+    eager = TensorFlowBackend()
+    eager.compile_from = 10**9
     assert backend.compile_from <= problem.steps
-    assert compiled == [next(eager) for _ in range(problem.steps)]
+    compiled = record(backend, problem, problem.values, problem.steps)
+    expected = record(eager, problem, problem.values, problem.steps)
+    for field in ("values", "loss", "autodiff", "updated"):
+        assert getattr(compiled, field).tolist() == getattr(expected, field).tolist()
+
+
+def test_the_eager_and_the_compiled_loop_take_the_same_update(monkeypatch):
+    """Both loops call autodiff's one update function: eagerly, and while being traced."""
+    from tutor import autodiff
+
+    calls = []
+    update = autodiff._update
+
+    def counted(*args):
+        calls.append(autodiff.tensorflow().executing_eagerly())
+        return update(*args)
+
+    monkeypatch.setattr(autodiff, "_update", counted)
+    for variables in ("tensor", "variable"):
+        problem = dataclasses.replace(load("seed-w"), variables=variables)
+        backend = TensorFlowBackend()
+        record(backend, problem, problem.values, 3)
+        assert calls == [True] * 3
+        record(backend, problem, problem.values, backend.compile_from)
+        assert calls[3:] and not any(calls[3:])  # called while the compiled loop is traced
+        calls.clear()
 
 
 def test_max_and_min_of_three_evaluate_as_sympy_flattens_them():

@@ -195,6 +195,7 @@ def test_show_code_prints_the_notebooks_cell(run_cli):
     assert "loss = (w * x - y) ** 2\n" in out
 
 
+@pytest.mark.slow
 def test_generated_code_takes_the_same_update_as_the_tutor(run_cli, tmp_path):
     import subprocess
     import sys
@@ -252,6 +253,7 @@ def test_show_seed_w_reads_as_a_teacher_writes_it(run_cli):
     assert "∂L/∂w = 2x(wx − y)" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["json", "plain"])
 def test_a_reader_that_stops_early_ends_the_run_quietly_with_0(fmt):
     """As with '| head -1': the first line is read, then the pipe is closed."""

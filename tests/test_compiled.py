@@ -24,6 +24,11 @@ def bits(array):
     return np.ascontiguousarray(array, dtype=np.float64).view(np.int64)
 
 
+def record(backend, problem, values, steps) -> Columns:
+    """All ``steps`` updates of a run as one table, read through the backend's stream."""
+    return Columns.concat(list(backend.stream(problem, values, steps)), tuple(values), problem.wrt)
+
+
 def same_columns(a, b) -> bool:
     return (a.names, a.wrt) == (b.names, b.wrt) and all(
         np.array_equal(bits(getattr(a, f)), bits(getattr(b, f)))
@@ -46,15 +51,16 @@ def long(problem_id: str, **changes):
     return dataclasses.replace(load(problem_id), **{"steps": steps, **changes})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("problem_id", shipped_ids())
 def test_every_shipped_problem_compiles_to_the_eager_iterates(backend, eager, problem_id, dtype):
     """Graph mode is stricter than eager (constants must carry the dtype); every loss traces."""
     problem = long(problem_id, dtype=dtype)
-    compiled = backend.record(problem, problem.values, problem.steps)
+    compiled = record(backend, problem, problem.values, problem.steps)
     assert backend._loop(problem, tuple(backend._held(problem, problem.values))).exact
     assert len(compiled) == problem.steps
-    assert same_columns(compiled, eager.record(problem, problem.values, problem.steps))
+    assert same_columns(compiled, record(eager, problem, problem.values, problem.steps))
 
 
 @pytest.mark.parametrize("mode", ["tensor", "variable"])
@@ -70,16 +76,16 @@ def test_a_descent_is_traced_once_and_reused_for_any_start_rate_and_length(mode)
     eager.compile_from = 10**9
     for values, steps, rate in runs:
         changed = dataclasses.replace(problem, values=values, steps=steps, learning_rate=rate)
-        got = backend.record(changed, values, steps)
-        assert same_columns(got, eager.record(changed, values, steps))
+        got = record(backend, changed, values, steps)
+        assert same_columns(got, record(eager, changed, values, steps))
     assert backend.traces == 1
 
 
 def test_a_held_value_is_rounded_to_the_dtype_as_the_eager_run_holds_it(backend, eager):
     problem = long("seed-w", values={"w": 0.5, "x": 0.1, "y": 6.0})
-    compiled = backend.record(problem, problem.values, problem.steps)
+    compiled = record(backend, problem, problem.values, problem.steps)
     assert compiled.values[0].tolist() == [0.5, float(np.float32(0.1)), 6.0]
-    assert same_columns(compiled, eager.record(problem, problem.values, problem.steps))
+    assert same_columns(compiled, record(eager, problem, problem.values, problem.steps))
 
 
 @pytest.mark.parametrize(
@@ -200,8 +206,8 @@ def test_constant_subexpressions_are_not_rewritten_in_the_compiled_loop(
         f'dtype = "{dtype}"\nvariables = "{mode}"\n'
     )
     problem = loads(text, source="t.toml")
-    compiled = backend.record(problem, problem.values, problem.steps)
-    assert same_columns(compiled, eager.record(problem, problem.values, problem.steps))
+    compiled = record(backend, problem, problem.values, problem.steps)
+    assert same_columns(compiled, record(eager, problem, problem.values, problem.steps))
 
 
 def test_two_runs_at_once_on_one_backend_keep_their_own_values():
@@ -219,7 +225,7 @@ def test_two_runs_at_once_on_one_backend_keep_their_own_values():
         pieces[id(b)].append(pb)
     for run, problem in ((a, first), (b, second)):
         got = Columns.concat(pieces[id(run)], tuple(problem.values), problem.wrt)
-        alone = TensorFlowBackend().record(problem, problem.values, problem.steps)
+        alone = record(TensorFlowBackend(), problem, problem.values, problem.steps)
         assert same_columns(got, alone)
 
 
@@ -232,8 +238,8 @@ def test_data_that_differ_only_in_the_sign_of_zero_get_their_own_loop(eager):
     )
     for zero in ("-0.0", "0.0"):
         problem = loads(text.format(zero=zero), source="t.toml")
-        compiled = backend.record(problem, problem.values, problem.steps)
-        assert same_columns(compiled, eager.record(problem, problem.values, problem.steps))
+        compiled = record(backend, problem, problem.values, problem.steps)
+        assert same_columns(compiled, record(eager, problem, problem.values, problem.steps))
     assert backend.traces == 2
 
 
@@ -244,26 +250,41 @@ def test_signed_zeros_are_kept_eager_and_compiled(backend, steps):
         long("seed-w"), steps=steps, values={"w": -0.0, "x": -0.0, "y": 0.0}
     )
     _ = backend.gradient(problem, {"w": 1.0, "x": -0.0, "y": -0.0})  # fill the cache with −0
-    first = backend.record(problem, problem.values, steps).values[0]
+    first = record(backend, problem, problem.values, steps).values[0]
     assert np.signbit(first).tolist() == [True, True, False]
 
 
-def test_the_worker_runs_at_most_one_piece_ahead():
+def test_the_worker_runs_at_most_one_piece_ahead(monkeypatch):
+    """While the caller holds the first piece, the worker hands over one more and computes a
+    third, which waits: three pieces begun, not all 200."""
+    import queue
     import time
 
+    from tutor import autodiff
+
+    begun = []
+
+    class Counted(queue.Queue):
+        def put(self, item, block=True, timeout=None):
+            begun.append(item)
+            super().put(item, block, timeout)
+
+    monkeypatch.setattr(autodiff.queue, "Queue", Counted)
     backend = TensorFlowBackend()
     backend.chunk = 10
     problem = long("seed-x", steps=2000)
     run = backend.stream(problem, problem.values, problem.steps)
     next(run)
     time.sleep(0.5)  # ample time to compute all 200 pieces if nothing held the worker back
+    assert len(begun) <= 3
     assert sum(1 for _ in run) == 199
+    assert len(begun) == 200
     assert backend._traced and all(not t.lock.locked() for t in backend._traced.values())
 
 
 def test_a_value_too_large_for_float32_becomes_inf_without_a_warning(backend, recwarn):
     problem = long("seed-w", values={"w": 0.5, "x": 1e39, "y": 6.0})
-    compiled = backend.record(problem, problem.values, problem.steps)
+    compiled = record(backend, problem, problem.values, problem.steps)
     assert compiled.values[0].tolist()[1] == float("inf")
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
@@ -285,5 +306,5 @@ def test_a_gradient_summing_three_terms_runs_eagerly_to_stay_identical(eager):
     problem = loads(text, source="t.toml")
     backend = TensorFlowBackend()
     assert not backend._loop(problem, tuple(backend._held(problem, problem.values))).exact
-    got = backend.record(problem, problem.values, problem.steps)
-    assert same_columns(got, eager.record(problem, problem.values, problem.steps))
+    got = record(backend, problem, problem.values, problem.steps)
+    assert same_columns(got, record(eager, problem, problem.values, problem.steps))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import builtins
 import contextlib
 import gc
+import operator
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -257,7 +260,7 @@ def test_random_syntax_trees_parse_or_are_refused_with_one_expression_error(sand
     if not isinstance(outcome, ExpressionError):
         # A tree the parser accepts builds, and differentiates or is stopped by the time limit.
         with contextlib.suppress(ExpressionError):
-            within_time_limit(lambda: sympy.diff(outcome, w), what="t", seconds=2)
+            within_time_limit(sympy.diff, outcome, w, what="t", seconds=2)
     assert list(sandbox.iterdir()) == []
 
 
@@ -265,7 +268,29 @@ def test_random_syntax_trees_parse_or_are_refused_with_one_expression_error(sand
 
 
 def test_time_limit_returns_the_result_of_a_quick_computation():
-    assert within_time_limit(lambda: 6 * 7, what="multiplying") == 42
+    assert within_time_limit(operator.mul, 6, 7, what="multiplying") == 42
+
+
+def _factor_derivative(loss: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
+    return sympy.factor(sympy.diff(loss, symbol))
+
+
+def _spin() -> None:
+    n = 0
+    while n < 200_000:
+        n += 1
+
+
+class _Slow:
+    def __del__(self) -> None:
+        _spin()
+
+
+def _churn() -> None:
+    """Spend half the time in finalizers."""
+    while True:
+        _Slow()
+        _spin()
 
 
 def _count_forever() -> None:
@@ -277,8 +302,7 @@ def _count_forever() -> None:
 
 @pytest.fixture
 def no_garbage():
-    """Collect garbage first: an expiry that lands in a finalizer of earlier tests' objects
-    is still retried, but pytest reports the exception the finalizer printed."""
+    """Collect garbage first, so that earlier tests' finalizers do not run in the child."""
     gc.collect()
 
 
@@ -296,44 +320,23 @@ def test_time_limit_stops_sympy_factoring_a_blown_up_polynomial(no_garbage):
     loss = (a * b + c + d + e) ** 16 + (a * c + b + d + 2) ** 16
     start = time.perf_counter()
     with pytest.raises(ExpressionError, match="deriving"):
-        within_time_limit(lambda: sympy.factor(sympy.diff(loss, a)), what="deriving", seconds=0.5)
+        within_time_limit(_factor_derivative, loss, a, what="deriving", seconds=0.5)
     assert time.perf_counter() - start < 3.0
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_time_limit_holds_when_a_finalizer_swallows_the_expiry():
-    """An exception raised in a __del__ is printed and dropped; the limit raises again.
-
-    Half of this computation is spent in finalizers, so a first expiry is often
-    swallowed; a later one lands outside.
-    """
-
-    def spin() -> None:
-        n = 0
-        while n < 200_000:
-            n += 1
-
-    class Slow:
-        def __del__(self) -> None:
-            spin()
-
-    def churn() -> None:
-        while True:
-            Slow()
-            spin()
-
+    """A computation that spends half its time in finalizers is stopped all the same."""
     with pytest.raises(ExpressionError, match="churning took longer than 0.1 s"):
-        within_time_limit(churn, what="churning", seconds=0.1)
+        within_time_limit(_churn, what="churning", seconds=0.1)
 
 
+@pytest.mark.slow
 def test_time_limit_leaves_nothing_pending_after_many_close_calls():
-    def work() -> int:
-        return sum(range(2000))
-
     stopped = 0
     for _ in range(500):
         try:
-            within_time_limit(work, what="summing", seconds=0.0001)
+            within_time_limit(sum, range(2000), what="summing", seconds=0.0001)
         except ExpressionError:
             stopped += 1
         # A late exception would surface in this loop, outside the time limit.
@@ -368,5 +371,77 @@ def test_to_sympy_keeps_numbers_exact():
 def test_random_losses_build_and_differentiate_within_the_time_limit_or_are_refused(text):
     outcome = _outcome(text)
     if not isinstance(outcome, ExpressionError):
-        derivative = within_time_limit(lambda: sympy.diff(outcome, w), what="deriving", seconds=2)
+        derivative = within_time_limit(sympy.diff, outcome, w, what="deriving", seconds=2)
         assert not derivative.has(sympy.Derivative)
+
+
+@pytest.mark.slow
+def test_a_derivation_stopped_at_its_limit_leaves_nothing_behind():
+    """Twenty times: a derivation is stopped, then a Hypothesis search runs in this process.
+
+    The stopped computation ran in a child process, so nothing of it can surface
+    later in this one: every search finishes, and finds what it should.
+    """
+    a, b, c, d, e = sympy.symbols("a b c d e", real=True)
+    loss = (a * b + c + d + e) ** 16 + (a * c + b + d + 2) ** 16
+
+    @settings(max_examples=20, database=None)
+    @given(loss_sources(max_leaves=4))
+    def search(text):
+        outcome = _outcome(text)
+        if not isinstance(outcome, ExpressionError):
+            assert not sympy.diff(outcome, w).has(sympy.Derivative)
+
+    for _ in range(20):
+        with pytest.raises(ExpressionError, match="took longer than 0.1 s"):
+            within_time_limit(_factor_derivative, loss, a, what="deriving", seconds=0.1)
+        search()
+        assert threading.active_count() == 1 or "tensorflow" in sys.modules
+
+
+_WHILE_IMPORTING = """
+import threading, sympy
+from tutor._timeout import within_time_limit, fork_is_safe
+from tutor.errors import ExpressionError
+
+a, b, c = sympy.symbols("a b c")
+importer = threading.Thread(target=lambda: __import__("tensorflow"))
+importer.start()
+assert not fork_is_safe()
+try:
+    big = (a*b + c + 1)**40 * (a + b*c)**40
+    within_time_limit(sympy.expand, big, what="expanding", seconds=0.5)
+except ExpressionError as exc:
+    print(exc)
+print("still importing:", importer.is_alive())
+w = sympy.Symbol("w")
+print(within_time_limit(sympy.diff, w**3, w, what="deriving"))
+importer.join()
+"""
+
+
+@pytest.mark.slow
+def test_the_limit_fires_while_tensorflow_is_being_imported_in_another_thread():
+    out = subprocess.run(
+        [sys.executable, "-c", _WHILE_IMPORTING], capture_output=True, text=True, timeout=120
+    )
+    lines = out.stdout.splitlines()
+    assert lines[0] == "expanding took longer than 0.5 s and was stopped; the loss is too " + (
+        "complex for the tutor: use fewer terms or smaller powers"
+    ), out.stderr
+    assert lines[1:] == ["still importing: True", "3*w**2"]
+
+
+@pytest.mark.slow
+def test_a_script_that_uses_the_limit_from_a_second_thread_runs_once(tmp_path):
+    """With another thread running the child comes from the fork server, which must not run
+    the user's script again (a script without a __main__ guard would repeat itself)."""
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import threading, tutor\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "print('ran')\n"
+        "print(tutor.derive(tutor.load('seed-w')).partial('w').result)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.stdout == "ran\n2*x*(w*x - y)\n", out.stderr

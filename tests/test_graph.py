@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from strategies import float32s, loss_sources
 
 from tutor.autodiff import TensorFlowBackend
+from tutor.derivation import derive
 from tutor.errors import TutorError
 from tutor.expression import names, parse
 from tutor.graph import build
 from tutor.numeric import evaluate
 from tutor.problem import load, loads, shipped_ids
 from tutor.render import graph as render
-from tutor.symbolic import derive
 
 
 def problem_of(loss: str, values: dict[str, float], wrt: list[str] | None = None) -> object:

@@ -8,6 +8,9 @@ import sys
 import pexpect
 import pytest
 
+#: Each test drives a real terminal session, TensorFlow's import included.
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 60  # seconds; TensorFlow's import alone takes several on a small machine
 
 

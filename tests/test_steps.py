@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -29,7 +30,7 @@ from sympy import (
 
 from tutor import steps as engine
 from tutor.expression import make_symbol
-from tutor.functions import huber, relu, sigmoid, softplus
+from tutor.functions import REGISTRY, huber, registered, relu, sigmoid, softplus
 from tutor.model import Step
 from tutor.steps import RULES, equivalent, explain, rules_used, tidy
 
@@ -279,10 +280,9 @@ def test_what_no_rule_covers_is_handed_to_sympy_openly(loss):
     assert equivalent(result, sympy.diff(loss, w), domain=loss)
 
 
-def test_a_wrong_rule_is_an_internal_error(monkeypatch):
-    wrong = engine._Rule("cos", lambda e, k: sin(e.args[0]), lambda e, v: "cos, wrongly.")
-    monkeypatch.setitem(engine._FUNCTIONS, cos, wrong)
-    with pytest.raises(RuntimeError, match="internal error"):
+def test_a_wrong_rule_is_an_internal_error():
+    wrong = dataclasses.replace(REGISTRY["cos"], derivative=lambda args, k: sin(args[0]))
+    with registered(wrong), pytest.raises(RuntimeError, match="internal error"):
         explain(cos(w * x), w)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+from .derivation import derive
 from .descent import descend, symbolic_gradients
 from .errors import (
     DescentError,
@@ -31,7 +32,6 @@ from .errors import (
 )
 from .model import Derivation, Partial, Point, Problem, Step, Trajectory, Update
 from .problem import load, loads, shipped_ids
-from .symbolic import derive
 
 if TYPE_CHECKING:
     from .autodiff import TensorFlowBackend

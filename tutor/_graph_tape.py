@@ -41,7 +41,7 @@ class Autodiff:
 
     def _hazard_places(self) -> dict[str, str]:
         """Where the loss itself is at a kink, singular point or overflow, by kind, as written."""
-        from .tolerance import analyse
+        from .verify import gradient_bound as analyse
 
         symbols = [s for s in self.point if s not in self.problem.data]
         if not symbols:
@@ -132,7 +132,7 @@ class Autodiff:
 
     def total(self, symbol: str, exact: Any) -> Adjoint:
         """TF's ∂L/∂symbol over every row, judged with the tutor's own bound for that partial."""
-        from .tolerance import analyse
+        from .verify import gradient_bound as analyse
 
         autodiff = self.totals[symbol]
         analysis = analyse(self.problem, symbol)
@@ -140,7 +140,7 @@ class Autodiff:
         return _verdict(autodiff, exact, assessment, self.places)
 
     def _judge(self, autodiff: float, expr: sympy.Expr, paths: list[tuple[int, ...]]) -> Adjoint:
-        from .tolerance import analyse
+        from .verify import gradient_bound as analyse
 
         problem = _probed(self.problem, paths, self.sym.row)
         analysis = analyse(problem, _PROBE)
@@ -177,7 +177,7 @@ def _verdict(
     ``places`` says where the loss itself has each kind of hazard; a hazard
     found only on the way to one adjoint is described as the bound found it.
     """
-    tolerance = float(assessment.tolerance[0])
+    tolerance = float(assessment.bound[0])
     base = Adjoint(sympy.S.Zero, math.nan, autodiff, tolerance, "undefined")
     hazards = assessment.hazards_at(0)
     if exact is None:

@@ -73,8 +73,13 @@ class _Printer(StrPrinter):
         var = ", ".join(self._print(v) for v, _ in expr.variable_count)
         return f"∂/∂{var}[{self._print(expr.expr)}]"
 
-    def _print_sigmoid(self, expr: sympy.Basic) -> str:
-        return f"σ({self._print(expr.args[0])})"
+    def _print_Function(self, expr: sympy.Basic) -> str:
+        from .functions import by_sympy
+
+        record = by_sympy(expr.func)
+        if record is None or record.plain == record.name:
+            return str(super()._print_Function(expr))
+        return f"{record.plain}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_Heaviside(self, expr: sympy.Basic) -> str:
         return f"H({self._print(expr.args[0])})"

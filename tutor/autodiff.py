@@ -23,6 +23,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from .expression import Binary, Call, Name, Node, Num, Unary
+from .functions import REGISTRY
 from .model import Columns, Problem, RawUpdate
 
 _tf: Any = None
@@ -51,33 +52,6 @@ def tensorflow() -> Any:
     return _tf
 
 
-def _huber(tf: Any, r: Any, d: Any) -> Any:
-    # square(r) rather than r*r: the gradient of r then sums two terms, not
-    # three, and a sum of two is the same in a compiled loop as in eager mode.
-    a = tf.abs(r)
-    half = tf.constant(0.5, dtype=r.dtype)
-    return tf.where(a <= d, half * tf.square(r), d * (a - half * d))
-
-
-#: TensorFlow's form of each function a loss may call.
-_TF_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "exp": lambda tf, a: tf.exp(a),
-    "log": lambda tf, a: tf.math.log(a),
-    "sqrt": lambda tf, a: tf.sqrt(a),
-    "abs": lambda tf, a: tf.abs(a),
-    "sin": lambda tf, a: tf.sin(a),
-    "cos": lambda tf, a: tf.cos(a),
-    "tan": lambda tf, a: tf.tan(a),
-    "tanh": lambda tf, a: tf.tanh(a),
-    "sigmoid": lambda tf, a: tf.sigmoid(a),
-    "relu": lambda tf, a: tf.nn.relu(a),
-    "softplus": lambda tf, a: tf.nn.softplus(a),
-    "max": lambda tf, a, b: tf.maximum(a, b),
-    "min": lambda tf, a, b: tf.minimum(a, b),
-    "huber": _huber,
-}
-
-
 def build_loss(tree: Node, env: Mapping[str, Any], dtype: Any) -> Any:
     """Return the TensorFlow value of ``tree`` with symbols bound to the tensors in ``env``."""
     tf = tensorflow()
@@ -96,7 +70,7 @@ def build_loss(tree: Node, env: Mapping[str, Any], dtype: Any) -> Any:
         return _binary(tree.op, a, b)
     if isinstance(tree, Call):
         args = [build_loss(a, env, dtype) for a in tree.args]
-        return _TF_FUNCTIONS[tree.func](tf, *args)
+        return REGISTRY[tree.func].tensorflow(tf, *args)
     raise TypeError(f"not a loss tree node: {tree!r}")
 
 
@@ -143,20 +117,10 @@ class TensorFlowBackend:
         """How many times a compiled descent has been traced (once per loss, dtype and style)."""
         return sum(t.function.experimental_get_tracing_count() for t in self._traced.values())
 
-    def _setup(self, problem: Problem) -> tuple[Any, Any, dict[str, Any]]:
-        tf = tensorflow()
-        dtype = tf.float64 if problem.dtype == "float64" else tf.float32
-        data = {k: tf.constant(v, dtype=dtype) for k, v in problem.data.items()}
-        return tf, dtype, data
-
-    def _loss(self, problem: Problem, env: Mapping[str, Any], dtype: Any) -> Any:
-        value = build_loss(problem.tree, env, dtype)
-        if problem.data:
-            value = tensorflow().reduce_mean(value)
-        return value
-
     def _bind(self, problem: Problem, values: Mapping[str, float]) -> dict[str, Any]:
-        tf, dtype, env = self._setup(problem)
+        """Return the tensors of one run: the data, built once, and every value of ``values``."""
+        tf, dtype = tensorflow(), _dtype(problem)
+        env = _data(problem)
         for name, value in {**problem.constants, **values}.items():
             # Through NumPy: TensorFlow caches scalar tensors made from Python
             # floats, and its cache takes 0.0 and −0.0 for one another.
@@ -167,53 +131,15 @@ class TensorFlowBackend:
                 env[name] = tf.convert_to_tensor(array, dtype=dtype)
         return env
 
-    def _tape(self, problem: Problem, env: dict[str, Any]) -> tuple[Any, list[Any]]:
-        tf, dtype, _ = self._setup(problem)
-        with tf.GradientTape() as tape:
-            if problem.variables == "tensor":
-                for name in problem.wrt:
-                    tape.watch(env[name])
-            loss = self._loss(problem, env, dtype)
-        grads = tape.gradient(
-            loss,
-            [env[name] for name in problem.wrt],
-            unconnected_gradients=tf.UnconnectedGradients.ZERO,
-        )
-        return loss, grads
-
     def gradient(
         self, problem: Problem, values: Mapping[str, float]
     ) -> tuple[float, dict[str, float]]:
         """Return the loss and TF's gradient for every wrt symbol at ``values``."""
         env = self._bind(problem, values)
-        loss, grads = self._tape(problem, env)
+        loss, grads = tape_gradient(problem, env, {n: env[n] for n in problem.wrt})
         return float(loss.numpy()), {
             n: float(g.numpy()) for n, g in zip(problem.wrt, grads, strict=True)
         }
-
-    def run(
-        self, problem: Problem, values: Mapping[str, float], steps: int | None = None
-    ) -> Iterator[RawUpdate]:
-        """Yield the updates of gradient descent from ``values``.
-
-        Each update is ``s ← s − η·g`` in the problem's dtype, in TensorFlow's
-        order of operations: rebinding a tensor, or ``assign_sub`` on a
-        Variable. A run of at least ``compile_from`` known ``steps`` is computed
-        in one compiled loop (see :meth:`record`); shorter or open-ended runs
-        stay eager.
-        """
-        if steps is not None and steps >= self.compile_from:
-            yield from _raw_updates(self.record(problem, values, steps))
-        else:
-            yield from self._eager(problem, values)
-
-    def record(self, problem: Problem, values: Mapping[str, float], steps: int) -> Columns:
-        """Return ``steps`` updates from ``values`` as columns (``symbolic`` left unset).
-
-        Every update is computed, even after a value stops being finite; the
-        caller finds the first such update.
-        """
-        return Columns.concat(list(self.stream(problem, values, steps)), tuple(values), problem.wrt)
 
     def stream(
         self, problem: Problem, values: Mapping[str, float], steps: int
@@ -250,12 +176,8 @@ class TensorFlowBackend:
         rate = problem.learning_rate
         while True:
             before = {n: float(env[n].numpy()) for n in values}
-            loss, grads = self._tape(problem, env)
-            for name, g in zip(problem.wrt, grads, strict=True):
-                if problem.variables == "variable":
-                    env[name].assign_sub(rate * g)
-                else:
-                    env[name] = env[name] - rate * g
+            loss, grads, after = _update(problem, env, {n: env[n] for n in problem.wrt}, rate)
+            env.update(after)
             yield RawUpdate(
                 values=before,
                 loss=float(loss.numpy()),
@@ -268,7 +190,7 @@ class TensorFlowBackend:
     ) -> Generator[Columns, None, None]:
         import numpy as np
 
-        tf, dtype, _ = self._setup(problem)
+        tf, dtype = tensorflow(), _dtype(problem)
         wrt, names, m = problem.wrt, tuple(values), len(problem.wrt)
         fixed = self._held(problem, values)
         loop, lock = traced.function, traced.lock
@@ -335,7 +257,7 @@ class TensorFlowBackend:
         data = tuple((k, tuple(map(float.hex, v))) for k, v in problem.data.items())
         key = (problem.tree, problem.wrt, problem.dtype, problem.variables, fixed, data)
         if key not in self._traced:
-            tf, dtype, _ = self._setup(problem)
+            tf, dtype = tensorflow(), _dtype(problem)
             function = tf.function(
                 self._loop_body(problem, fixed), jit_compile=False, autograph=False
             )
@@ -356,7 +278,7 @@ class TensorFlowBackend:
         iteration takes ``unroll`` updates and writes their rows (values
         before, loss, gradient) to a TensorArray as one block.
         """
-        tf, dtype, data = self._setup(problem)
+        tf, dtype, data = tensorflow(), _dtype(problem), _data(problem)
         wrt = problem.wrt
         variables = (
             {n: tf.Variable(0.0, dtype=dtype, name=n) for n in wrt}
@@ -366,22 +288,12 @@ class TensorFlowBackend:
 
         def update(env: dict[str, Any], theta: tuple[Any, ...], rate: Any) -> Any:
             current = variables if variables is not None else dict(zip(wrt, theta, strict=True))
-            with tf.GradientTape() as tape:
-                if variables is None:
-                    for n in wrt:
-                        tape.watch(current[n])
-                loss = self._loss(problem, {**env, **current}, dtype)
-            grads = tape.gradient(
-                loss,
-                [current[n] for n in wrt],
-                unconnected_gradients=tf.UnconnectedGradients.ZERO,
-            )
-            row = tf.stack([*(tf.convert_to_tensor(current[n]) for n in wrt), loss, *grads])
+            before = [tf.convert_to_tensor(current[n]) for n in wrt]
+            loss, grads, after = _update(problem, env, current, rate)
+            row = tf.stack([*before, loss, *grads])
             if variables is not None:
-                for n, g in zip(wrt, grads, strict=True):
-                    variables[n].assign_sub(rate * g)
                 return tuple(variables[n].read_value() for n in wrt), row
-            return tuple(current[n] - rate * g for n, g in zip(wrt, grads, strict=True)), row
+            return tuple(after[n] for n in wrt), row
 
         def loop(blocks: Any, start: Any, held: Any, rate: Any) -> Any:
             env = {**data, **dict(zip(fixed, tf.unstack(held, num=len(fixed)), strict=True))}
@@ -406,6 +318,69 @@ class TensorFlowBackend:
             return records.stack()
 
         return loop
+
+
+def _dtype(problem: Problem) -> Any:
+    """Return the TensorFlow dtype of ``problem``."""
+    tf = tensorflow()
+    return tf.float64 if problem.dtype == "float64" else tf.float32
+
+
+def _data(problem: Problem) -> dict[str, Any]:
+    """Return the problem's data columns as constants, built once per run (or per trace)."""
+    tf, dtype = tensorflow(), _dtype(problem)
+    return {k: tf.constant(v, dtype=dtype) for k, v in problem.data.items()}
+
+
+def _loss(problem: Problem, env: Mapping[str, Any]) -> Any:
+    """Return the loss at ``env``: the mean over the data rows when there are data."""
+    value = build_loss(problem.tree, env, _dtype(problem))
+    return tensorflow().reduce_mean(value) if problem.data else value
+
+
+def tape_gradient(
+    problem: Problem,
+    env: Mapping[str, Any],
+    current: Mapping[str, Any],
+    loss_of: Callable[[Problem, Mapping[str, Any]], Any] | None = None,
+) -> tuple[Any, list[Any]]:
+    """Return the loss and its gradient with respect to the descended values ``current``.
+
+    ``env`` holds the data and the values held fixed; ``current`` the descended
+    ones, tensors the tape watches or Variables it watches by itself.
+    ``loss_of(problem, env)`` builds the loss (default: the loss, its mean over
+    the data rows when there are data); verification's batches sum one loss per
+    point.
+    """
+    tf = tensorflow()
+    with tf.GradientTape() as tape:
+        if problem.variables == "tensor":
+            for name in problem.wrt:
+                tape.watch(current[name])
+        loss = (loss_of or _loss)(problem, {**env, **current})
+    grads = tape.gradient(
+        loss,
+        [current[name] for name in problem.wrt],
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
+    return loss, grads
+
+
+def _update(
+    problem: Problem, env: Mapping[str, Any], current: Mapping[str, Any], rate: Any
+) -> tuple[Any, list[Any], Mapping[str, Any]]:
+    """Take one update s ← s − η·g: return the loss, the gradient and the descended values after.
+
+    The one update of both loops: the eager loop calls it per update, the
+    compiled loop once while it is traced. Variables are updated in place
+    (``assign_sub``) and returned; tensors are rebound.
+    """
+    loss, grads = tape_gradient(problem, env, current)
+    if problem.variables == "variable":
+        for name, g in zip(problem.wrt, grads, strict=True):
+            current[name].assign_sub(rate * g)
+        return loss, grads, current
+    return loss, grads, {n: current[n] - rate * g for n, g in zip(problem.wrt, grads, strict=True)}
 
 
 class _Traced(NamedTuple):
@@ -455,20 +430,3 @@ def _columns(raws: list[RawUpdate], names: tuple[str, ...], wrt: tuple[str, ...]
         autodiff=table([[r.gradient[n] for n in wrt] for r in raws], len(wrt)),
         updated=table([[r.updated[n] for n in wrt] for r in raws], len(wrt)),
     )
-
-
-def _raw_updates(columns: Columns) -> Iterator[RawUpdate]:
-    names, wrt = columns.names, columns.wrt
-    for values, loss, gradient, updated in zip(
-        columns.values.tolist(),
-        columns.loss.tolist(),
-        columns.autodiff.tolist(),
-        columns.updated.tolist(),
-        strict=True,
-    ):
-        yield RawUpdate(
-            values=dict(zip(names, values, strict=True)),
-            loss=loss,
-            gradient=dict(zip(wrt, gradient, strict=True)),
-            updated=dict(zip(wrt, updated, strict=True)),
-        )

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from . import __version__
 from ._clean import clean
+from .derivation import derive, unknown_symbol_message
 from .errors import TutorError, UsageError
 from .model import Columns, Derivation, Problem, Trajectory
 from .problem import (
@@ -29,7 +30,6 @@ from .problem import (
     shipped_ids,
     work_problem,
 )
-from .symbolic import derive, unknown_symbol_message
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -667,13 +667,14 @@ def _graph_at(problem: Problem, at: int, row: int, autodiff: bool) -> Any:
         from .autodiff import TensorFlowBackend
         from .errors import DescentError
 
-        last = None
-        for k, update in enumerate(TensorFlowBackend().run(problem, problem.values, at), 1):
-            last = update
-            if k == at:
-                break
-        assert last is not None
-        values.update(last.updated)
+        taken = 0
+        with contextlib.closing(TensorFlowBackend().stream(problem, problem.values, at)) as run:
+            for piece in run:
+                if taken + len(piece) >= at:
+                    after: list[float] = piece.updated[at - taken - 1].tolist()
+                    values.update(dict(zip(piece.wrt, after, strict=True)))
+                    break
+                taken += len(piece)
         if not all(math.isfinite(v) for v in values.values()):
             shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
             raise DescentError(
@@ -740,7 +741,8 @@ def verify_command(
     |TF − SymPy| ≤ γ_k·S + floor at every point; kinks, singular points and
     overflow are reported, not counted. Exit status 1 when they disagree.
     """
-    from .verify import render, verify
+    from .render.verify import render
+    from .verify import verify
 
     loaded = [load(p) for p in problems or shipped_ids()]
     styles = VARIABLE_MODES if variables == "both" else (variables,)

@@ -26,7 +26,7 @@ import difflib
 import keyword
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TypeVar
@@ -34,7 +34,7 @@ from typing import TypeVar
 import sympy
 
 from .errors import ExpressionError
-from .functions import CONSTANTS, FUNCTIONS
+from .functions import CONSTANTS, FUNCTIONS, REGISTRY
 
 #: Limits that keep parsing and differentiation bounded in time and memory.
 MAX_LENGTH = 2000
@@ -153,35 +153,6 @@ _ALIASES = {
     "maximum": "max",
     "minimum": "min",
     "Heaviside": "relu",
-}
-
-
-def _stable_sigmoid(z: float) -> float:
-    # Split by sign so exp never overflows: sigmoid(-1000) is 0, not an error.
-    e = math.exp(-abs(z))
-    return 1 / (1 + e) if z >= 0 else e / (1 + e)
-
-
-def _huber(r: float, d: float) -> float:
-    return r * r / 2 if abs(r) <= d else d * (abs(r) - d / 2)
-
-
-#: Each function in float arithmetic, to check constant parts such as log(-1).
-_FLOAT_FUNCTIONS: dict[str, Callable[..., float]] = {
-    "exp": math.exp,
-    "log": math.log,
-    "sqrt": math.sqrt,
-    "abs": abs,
-    "sin": math.sin,
-    "cos": math.cos,
-    "tan": math.tan,
-    "tanh": math.tanh,
-    "sigmoid": _stable_sigmoid,
-    "relu": lambda z: max(z, 0.0),
-    "softplus": lambda z: max(z, 0.0) + math.log1p(math.exp(-abs(z))),
-    "max": max,
-    "min": min,
-    "huber": _huber,
 }
 
 
@@ -569,7 +540,7 @@ class _Walker:
         if any(a is None for a in args):
             return None
         try:
-            result = _FLOAT_FUNCTIONS[func](*args)
+            result = REGISTRY[func].evaluate(*args)
         except OverflowError:
             result = math.inf
         except (ValueError, ZeroDivisionError):
@@ -670,7 +641,7 @@ def to_sympy(node: Node) -> sympy.Expr:
             return a / b
         return a**b
     func = FUNCTIONS[node.func][0]
-    return func(*(to_sympy(a) for a in node.args))  # type: ignore[operator]
+    return func(*(to_sympy(a) for a in node.args))
 
 
 #: What SymPy turns a division by zero, log(0) or sqrt(-1) into.

@@ -21,7 +21,7 @@ the 1/n of the mean) under a mean node; the leaves also carry the whole
 ∂L/∂s over every row.
 
 TensorFlow and SymPy are compared under the forward error bound of
-:mod:`tutor.tolerance`, as ``tutor verify`` compares them.
+:mod:`tutor.verify`, as ``tutor verify`` compares them.
 
 >>> from tutor.problem import load
 >>> graph = build(load("seed-w"), autodiff=False)
@@ -588,7 +588,7 @@ def _written(entry: Entry, entries: Sequence[Entry]) -> str:
         pending += [entries[c] for c in e.children]
     if sympy.count_ops(entry.expr) >= operations:
         return ""
-    from .tolerance import source
+    from .verify.graph import source
 
     return source(entry.tree).replace(" - ", " − ").replace("*", "·")
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .derivation import derive
 from .descent import GradientBackend, descend
 from .model import Derivation, Problem, Trajectory
-from .symbolic import derive
 from .variants import Variant, draw
 
 #: Updates shown for each variant in the answer key.

@@ -12,7 +12,6 @@ mpmath evaluation is the high-precision reference.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,86 +20,49 @@ import mpmath
 import numpy as np
 import sympy
 
-from .functions import huber, relu, sigmoid, softplus
-
-
-def _np_sigmoid(z: Any) -> Any:
-    # Split by sign so neither branch overflows exp.
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _np_softplus(z: Any) -> Any:
-    z = np.asarray(z, dtype=np.float64)
-    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+from .functions import LossFunction, by_sympy
 
 
 def _np_heaviside(z: Any, h0: Any = 0.5) -> Any:
     return np.where(z > 0, 1.0, np.where(z < 0, 0.0, h0))
 
 
-def _np_huber(r: Any, d: Any) -> Any:
-    a = np.abs(r)
-    return np.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d))
-
-
 def _mp_heaviside(z: Any, h0: Any = 0.5) -> Any:
     return mpmath.mpf(1) if z > 0 else (mpmath.mpf(0) if z < 0 else mpmath.mpf(h0))
 
 
-def _mp_huber(r: Any, d: Any) -> Any:
-    a = abs(r)
-    return r * r / 2 if a <= d else d * (a - d / 2)
-
-
 class _Backend:
-    def __init__(self, funcs: dict[type, Callable[..., Any]], number: Callable[[Any], Any]):
+    """One arithmetic: the functions derivatives add (sign, H), the registry's for the rest."""
+
+    def __init__(
+        self,
+        funcs: dict[type, Callable[..., Any]],
+        number: Callable[[Any], Any],
+        form: Callable[[LossFunction], Callable[..., Any]],
+    ) -> None:
         self.funcs = funcs
         self.number = number
+        self.form = form
+
+    def function(self, e: sympy.Basic) -> Callable[..., Any] | None:
+        """Return how this arithmetic computes the function at the top of ``e``, or None."""
+        func = self.funcs.get(type(e)) or self.funcs.get(e.func)
+        if func is not None:
+            return func
+        record = by_sympy(e.func)
+        return None if record is None else self.form(record)
 
 
 _NUMPY = _Backend(
-    {
-        sympy.exp: np.exp,
-        sympy.log: np.log,
-        sympy.sin: np.sin,
-        sympy.cos: np.cos,
-        sympy.tan: np.tan,
-        sympy.tanh: np.tanh,
-        sympy.Abs: np.abs,
-        sympy.sign: np.sign,
-        sympy.Heaviside: _np_heaviside,
-        # SymPy flattens Max(Max(a, b), c) into Max(a, b, c).
-        sympy.Max: lambda *a: functools.reduce(np.maximum, a),
-        sympy.Min: lambda *a: functools.reduce(np.minimum, a),
-        sigmoid: _np_sigmoid,
-        relu: lambda z: np.maximum(z, 0.0),
-        softplus: _np_softplus,
-        huber: _np_huber,
-    },
+    {sympy.sign: np.sign, sympy.Heaviside: _np_heaviside},
     lambda v: float(v),
+    lambda record: record.numpy,
 )
 
 _MPMATH = _Backend(
-    {
-        sympy.exp: mpmath.exp,
-        sympy.log: mpmath.log,
-        sympy.sin: mpmath.sin,
-        sympy.cos: mpmath.cos,
-        sympy.tan: mpmath.tan,
-        sympy.tanh: mpmath.tanh,
-        sympy.Abs: abs,
-        sympy.sign: mpmath.sign,
-        sympy.Heaviside: _mp_heaviside,
-        sympy.Max: max,
-        sympy.Min: min,
-        sigmoid: lambda z: 1 / (1 + mpmath.exp(-z)),
-        relu: lambda z: z if z > 0 else mpmath.mpf(0),
-        softplus: lambda z: mpmath.log1p(mpmath.exp(z)),
-        huber: _mp_huber,
-    },
+    {sympy.sign: mpmath.sign, sympy.Heaviside: _mp_heaviside},
     lambda v: mpmath.mpf(v.evalf(60)) if not isinstance(v, int) else mpmath.mpf(v),
+    lambda record: record.mpmath,
 )
 
 
@@ -143,7 +105,7 @@ def _walk(e: sympy.Basic, env: Mapping[str, Any], b: _Backend) -> Any:
         return _piecewise(e, env, b)
     if isinstance(e, sympy.core.relational.Relational):
         return _relation(e, env, b)
-    func = b.funcs.get(type(e)) or b.funcs.get(e.func)
+    func = b.function(e)
     if func is None:
         raise UnsupportedExpression(f"cannot evaluate {e.func} numerically")
     return func(*(_walk(a, env, b) for a in e.args))

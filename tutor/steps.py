@@ -27,10 +27,10 @@ from typing import NamedTuple, TypeGuard
 
 import numpy as np
 import sympy
-from sympy import Abs, Derivative, Heaviside, Piecewise, S, sign
+from sympy import Derivative, S
 
 from ._mathtext import unicode as _m
-from .functions import huber, relu, sigmoid, softplus
+from .functions import REGISTRY, LossFunction, by_sympy
 from .model import Step
 from .numeric import UnsupportedExpression, evaluate
 
@@ -163,7 +163,7 @@ def _derive(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
         return _product(expr, s)
     if expr.is_Pow:
         return _power(expr, s)
-    rule = _FUNCTIONS.get(expr.func)
+    rule = _rule_of(expr.func)
     return _by_sympy(expr, s) if rule is None else _apply(expr, s, rule)
 
 
@@ -281,7 +281,9 @@ def _power(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
         return _by_sympy(expr, s)  # 0**u is 0 for u > 0 and undefined elsewhere: no rule fits
     if exponent.has(s):
         return _apply(expr, s, _EXPONENTIAL)
-    return _apply(expr, s, _SQRT if exponent == S.Half else _POWER)
+    if exponent == S.Half:
+        return _apply(expr, s, _function_rule(REGISTRY["sqrt"]))
+    return _apply(expr, s, _POWER)
 
 
 def _general_power(expr: sympy.Expr, s: sympy.Symbol) -> _Derived:
@@ -382,11 +384,6 @@ def _fresh(names: Iterable[str], *exprs: sympy.Expr) -> str:
     return next(f"u{_m(i)}" for i in range(1, len(taken) + 2) if f"u{_m(i)}" not in taken)
 
 
-def _one(name: str, derivative: Callable[[sympy.Expr], sympy.Expr], text: str) -> _Rule:
-    """Return the rule of a one-argument function; ``text`` uses {v}, the argument's name."""
-    return _Rule(name, lambda e, k: derivative(e.args[0]), lambda e, v: text.format(v=v))
-
-
 def _power_text(e: sympy.Expr, v: sympy.Symbol) -> str:
     n = e.args[1]
     return (
@@ -395,52 +392,8 @@ def _power_text(e: sympy.Expr, v: sympy.Symbol) -> str:
     )
 
 
-def _extremum_text(e: sympy.Expr, v: sympy.Symbol) -> str:
-    if e.func is sympy.Max:
-        which, tf, tie = "larger", "maximum", "a >= b"
-    else:
-        which, tf, tie = "smaller", "minimum", "a <= b"
-    args = ", ".join(_m(a) for a in e.args)
-    return (
-        f"{e.func.__name__.lower()}({args}) follows its {which} argument, so its derivative is "
-        f"that argument's derivative, written with the step function H; it is not "
-        f"differentiable where the arguments tie: there SymPy's Heaviside(0) = 1/2 splits "
-        f"the gradient, while TensorFlow's tf.{tf}(a, b) sends it all to its first argument "
-        f"a (mask {tie}); SymPy may reorder the arguments, so 'first' means first as written "
-        f"in the loss."
-    )
-
-
-def _huber_partial(e: sympy.Expr, k: int) -> sympy.Expr:
-    r, d = e.args
-    if k == 0:
-        return Piecewise((r, Abs(r) <= d), (d * sign(r), True))
-    return Piecewise((S.Zero, Abs(r) <= d), (Abs(r) - d, True))
-
-
-def _huber_text(e: sympy.Expr, v: sympy.Symbol) -> str:
-    r, d = e.args
-    return (
-        f"Huber loss with residual r = {_m(r)} and threshold d = {_m(d)}: its slope in r is "
-        f"r inside "
-        f"the threshold (|r| ≤ d) and d·sign(r) outside, and its slope in d is 0 inside and "
-        f"|r| − d outside (it is smooth at |r| = d, where both sides meet)."
-    )
-
-
-def _extremum_partial(e: sympy.Expr, k: int) -> sympy.Expr:
-    """∂max/∂aₖ = H(aₖ − max of the others); ∂min/∂aₖ = H(min of the others − aₖ)."""
-    arg, others = e.args[k], e.func(*(a for j, a in enumerate(e.args) if j != k))
-    return Heaviside(arg - others) if e.func is sympy.Max else Heaviside(others - arg)
-
-
 _POWER = _Rule("power", lambda e, k: e.args[1] * e.args[0] ** (e.args[1] - 1), _power_text)
-_SQRT = _one(
-    "sqrt",
-    lambda a: 1 / (2 * sympy.sqrt(a)),
-    "sqrt({v}) is {v}**(1/2), so by the power rule d/d{v} sqrt({v}) = 1/(2*sqrt({v})) "
-    "(defined for {v} > 0).",
-)
+
 _EXPONENTIAL = _Rule(
     "exponential",
     lambda e, k: e * sympy.log(e.args[0]),
@@ -451,65 +404,25 @@ _EXPONENTIAL = _Rule(
     ),
 )
 
-#: The rules of the functions a loss may call, by SymPy class.
-_FUNCTIONS: dict[object, _Rule] = {
-    sympy.exp: _one(
-        "exp", sympy.exp, "The exponential is its own derivative: d/d{v} exp({v}) = exp({v})."
-    ),
-    sympy.log: _one(
-        "log",
-        lambda a: 1 / a,
-        "The derivative of the natural logarithm is the reciprocal: d/d{v} log({v}) = 1/{v} "
-        "(defined for {v} > 0).",
-    ),
-    sympy.sin: _one(
-        "sin", sympy.cos, "The derivative of sine is cosine: d/d{v} sin({v}) = cos({v})."
-    ),
-    sympy.cos: _one(
-        "cos",
-        lambda a: -sympy.sin(a),
-        "The derivative of cosine is minus sine: d/d{v} cos({v}) = -sin({v}).",
-    ),
-    sympy.tan: _one(
-        "tan",
-        lambda a: 1 + sympy.tan(a) ** 2,
-        "The derivative of the tangent is sec²: d/d{v} tan({v}) = 1 + tan({v})**2.",
-    ),
-    sympy.tanh: _one(
-        "tanh",
-        lambda a: 1 - sympy.tanh(a) ** 2,
-        "The derivative of tanh is 1 - tanh²: d/d{v} tanh({v}) = 1 - tanh({v})**2.",
-    ),
-    sigmoid: _one(
-        "sigmoid",
-        lambda a: sigmoid(a) * (1 - sigmoid(a)),
-        "The sigmoid's derivative is σ(1 − σ): d/d{v} sigmoid({v}) = "
-        "sigmoid({v})*(1 - sigmoid({v})), kept in σ rather than expanded into exponentials.",
-    ),
-    softplus: _one(
-        "softplus",
-        sigmoid,
-        "softplus({v}) = log(1 + exp({v})) has the sigmoid as its derivative: "
-        "d/d{v} softplus({v}) = sigmoid({v}).",
-    ),
-    relu: _one(
-        "relu",
-        lambda a: Heaviside(a, 0),
-        "relu({v}) = max(0, {v}) has slope 0 for {v} < 0 and 1 for {v} > 0, so its derivative "
-        "is the step Heaviside({v}, 0); it is not differentiable at {v} = 0, where TensorFlow's "
-        "tf.nn.relu uses the subgradient 0, and so does this step (H(0) = 0).",
-    ),
-    sympy.Abs: _one(
-        "abs",
-        sign,
-        "|{v}| has slope -1 for {v} < 0 and 1 for {v} > 0, so d/d{v} Abs({v}) = sign({v}); it "
-        "is not differentiable at {v} = 0, where TensorFlow's tf.abs uses the subgradient "
-        "sign(0) = 0, as SymPy does.",
-    ),
-    sympy.Max: _Rule("max", _extremum_partial, _extremum_text),
-    sympy.Min: _Rule("min", _extremum_partial, _extremum_text),
-    huber: _Rule("huber", _huber_partial, _huber_text),
-}
+
+def _function_rule(record: LossFunction) -> _Rule:
+    """Return the rule of a function a loss may call, from its record in the registry."""
+    return _Rule(
+        record.name,
+        lambda e, k: record.derivative(e.args, k),
+        record.rule,
+    )
+
+
+def _rule_of(func: object) -> _Rule | None:
+    """Return the rule for the function ``func`` (a SymPy class), or None when there is none."""
+    record = by_sympy(func)
+    return None if record is None else _function_rule(record)
+
+
+def rule_names() -> tuple[str, ...]:
+    """Return :data:`RULES` and the rule of every function registered since."""
+    return RULES + tuple(name for name in REGISTRY if name not in RULES)
 
 
 # The steps around the derivation: the final simplification and the mean over rows.

@@ -5,34 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ..expression import Binary, Call, Name, Node, Num, Unary
+from ..functions import REGISTRY
 from ..model import Problem
 
 #: Python's binding strength for each operator (higher binds tighter).
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "unary": 3, "**": 4}
-
-_TF_NAMES = {
-    "exp": "tf.exp",
-    "log": "tf.math.log",
-    "sqrt": "tf.sqrt",
-    "abs": "tf.abs",
-    "sin": "tf.sin",
-    "cos": "tf.cos",
-    "tan": "tf.tan",
-    "tanh": "tf.tanh",
-    "sigmoid": "tf.sigmoid",
-    "relu": "tf.nn.relu",
-    "softplus": "tf.nn.softplus",
-    "max": "tf.maximum",
-    "min": "tf.minimum",
-    "huber": "huber",
-}
-
-_HUBER = '''
-
-def huber(r, d):
-    """r**2/2 where |r| <= d, else d*(|r| - d/2)."""
-    return tf.where(tf.abs(r) <= d, 0.5 * tf.square(r), d * (tf.abs(r) - 0.5 * d))
-'''
 
 
 #: Names the generated code itself binds; a symbol called so is renamed in the code.
@@ -84,7 +61,9 @@ def expression(node: Node, outer: int = 0, names: Mapping[str, str] | None = Non
     if isinstance(node, Name):
         return {"pi": "math.pi", "E": "math.e"}.get(node.id) or names.get(node.id, node.id)
     if isinstance(node, Call):
-        return f"{_TF_NAMES[node.func]}({', '.join(expression(a, 0, names) for a in node.args)})"
+        return (
+            f"{REGISTRY[node.func].code}({', '.join(expression(a, 0, names) for a in node.args)})"
+        )
     if isinstance(node, Unary):
         text = f"{node.op}{expression(node.operand, _PRECEDENCE['unary'], names)}"
         return f"({text})" if outer > _PRECEDENCE["unary"] else text
@@ -124,8 +103,9 @@ def update_code(problem: Problem) -> str:
     variable = problem.variables == "variable"
     imports = "import math\n\n" if _uses(problem.tree, "pi") or _uses(problem.tree, "E") else ""
     lines = [f"{imports}import tensorflow as tf"]
-    if _uses(problem.tree, "huber"):
-        lines.append(_HUBER.rstrip("\n"))
+    for record in REGISTRY.values():
+        if record.helper and _uses(problem.tree, record.name):
+            lines.append(record.helper.rstrip("\n"))
     lines.append("")
     code = code_names([*problem.data, *problem.constants, *problem.values])
     for name, column in problem.data.items():

@@ -33,7 +33,7 @@ def derivation(deriv: Derivation) -> RenderableType:
 def prose(summary: str) -> list[str]:
     """Return a hard-wrapped text's paragraphs, each on one line (blank lines separate them).
 
-    >>> prose("One line\nand its rest.\n\nA second paragraph.")
+    >>> prose("One line\\nand its rest.\\n\\nA second paragraph.")
     ['One line and its rest.', 'A second paragraph.']
     """
     blocks = clean(summary).strip().split("\n\n")

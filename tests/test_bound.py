@@ -1,4 +1,4 @@
-"""The forward error bound of ``tutor.tolerance``: its arithmetic, its model of TF's gradient,
+"""The forward error bound of ``tutor.verify``: its arithmetic, its model of TF's gradient,
 the error counts of the library functions, and the points where it stops applying.
 
 Every tolerance in this file is the bound under test or is derived in the test's docstring.
@@ -19,14 +19,16 @@ from hypothesis import strategies as st
 from strategies import function_arguments, problem_points
 
 from tutor import derive, load, loads
+from tutor.functions import REGISTRY
 from tutor.numeric import evaluate
 from tutor.problem import shipped_ids
-from tutor.tolerance import (
+from tutor.verify.bound import gradient_bound
+from tutor.verify.graph import forward_operations
+from tutor.verify.magnitude import magnitude
+from tutor.verify.precision import (
     FLOAT32,
     FLOAT64,
-    analyse,
     gamma,
-    magnitude,
     pow_roundings,
     precision,
     representable,
@@ -41,7 +43,7 @@ def shipped(problem_id: str, symbol: str, dtype: str = "float64") -> tuple:
     """The problem, SymPy's partial, its magnitude and TF's graph (derived once per test run)."""
     problem = load(problem_id)
     partial = derive(problem, [symbol]).partial(symbol)
-    return problem, partial, magnitude(partial.result), analyse(problem, symbol, dtype)
+    return problem, partial, magnitude(partial.result), gradient_bound(problem, symbol, dtype)
 
 
 def problem_of(loss: str, values: dict[str, float], **tables: dict[str, object]) -> object:
@@ -123,7 +125,7 @@ def test_graph_of_tf_gradient_computes_sympys_partial(problem_id, symbol, data):
 
     The graph is evaluated in NumPy float64 with the same operations TF's float64 run
     would do, so it errs from the exact partial by at most the float64 bound of that
-    graph (assessment.tolerance in float64). At a kink the graph takes TF's branch,
+    graph (assessment.bound in float64). At a kink the graph takes TF's branch,
     which may differ from SymPy's convention: those points are skipped.
     """
     problem, partial, _, analysis = shipped(problem_id, symbol)
@@ -131,7 +133,7 @@ def test_graph_of_tf_gradient_computes_sympys_partial(problem_id, symbol, data):
     a = analysis.assess({k: np.array([v]) for k, v in point.items()})
     assume(not a.hazards_at(0))
     exact = exact_gradient(problem, partial, point)
-    assert abs(mpmath.mpf(float(a.value[0])) - exact) <= a.tolerance[0], point
+    assert abs(mpmath.mpf(float(a.value[0])) - exact) <= a.bound[0], point
 
 
 def test_the_bound_follows_tfs_operations_not_the_simplified_partial():
@@ -153,8 +155,10 @@ def test_the_bound_follows_tfs_operations_not_the_simplified_partial():
 def test_data_rows_add_their_sum_to_the_count():
     """With n rows the gradient is a sum over rows (n − 1 additions) of the 1/n-weighted terms."""
     problem = load("least-squares")
-    one_row = analyse(problem_of("(w*x + b - y)**2", {"w": 0.0, "b": 0.0, "x": 1.0, "y": 1.0}), "w")
-    rows = analyse(problem, "w")
+    one_row = gradient_bound(
+        problem_of("(w*x + b - y)**2", {"w": 0.0, "b": 0.0, "x": 1.0, "y": 1.0}), "w"
+    )
+    rows = gradient_bound(problem, "w")
     assert rows.k >= one_row.k + problem.rows - 1
 
 
@@ -246,7 +250,7 @@ def test_magnitude_transform_of_the_seed_partial():
 def test_float64_closed_form_errs_within_its_magnitude(problem_id, symbol, data):
     """NumPy float64 evaluation of SymPy's partial errs by at most γ_k(2⁻⁵³)·S + F·2⁻¹⁰²².
 
-    S, k and F come from :func:`tutor.tolerance.magnitude`; the mean over n data rows
+    S, k and F come from :func:`tutor.verify.magnitude.magnitude`; the mean over n data rows
     adds n roundings (n − 1 additions and a division) and n to the floor.
     """
     problem, partial, m, _ = shipped(problem_id, symbol)
@@ -265,7 +269,9 @@ def test_float64_closed_form_errs_within_its_magnitude(problem_id, symbol, data)
 
 
 def assess(problem, symbol, point, dtype=None):
-    return analyse(problem, symbol, dtype).assess({k: np.array([v]) for k, v in point.items()})
+    return gradient_bound(problem, symbol, dtype).assess(
+        {k: np.array([v]) for k, v in point.items()}
+    )
 
 
 def test_kink_of_abs_is_flagged_only_near_the_switch():
@@ -299,7 +305,7 @@ def test_floor_covers_products_tf_flushes_to_zero(backend):
     error = abs(grads["w"] - 2.0**-209)
     assert grads["w"] == 0.0
     assert error > gamma(3, FLOAT32.u) * a.magnitude[0]
-    assert error <= a.tolerance[0]
+    assert error <= a.bound[0]
     assert a.floor[0] >= FLOAT32.tiny
 
 
@@ -307,3 +313,46 @@ def test_float64_precision_is_the_dtypes():
     assert precision("float64") is FLOAT64
     assert FLOAT64.u_text == "2⁻⁵³"
     assert math.isclose(gamma(1, FLOAT64.u), 2.0**-53, rel_tol=1e-15)
+
+
+# The bound's model of each function against the graph TensorFlow builds.
+
+#: Operation types that move or name values without computing any.
+_PLUMBING = {"Placeholder", "Const", "Identity", "NoOp", "ReadVariableOp"}
+
+
+def _tensorflow_operations(problem, backend) -> dict[str, int]:
+    """Count the operation types of the graph TensorFlow traces for the problem's loss."""
+    from tutor.autodiff import build_loss, tensorflow
+
+    tf = tensorflow()
+    dtype = tf.float64 if problem.dtype == "float64" else tf.float32
+    names = tuple(problem.values)
+    spec = [tf.TensorSpec([], dtype) for _ in names]
+
+    def loss(*args):
+        return build_loss(problem.tree, dict(zip(names, args, strict=True)), dtype)
+
+    graph = tf.function(loss, autograph=False).get_concrete_function(*spec).graph
+    counts: dict[str, int] = {}
+    for op in graph.get_operations():
+        if op.type not in _PLUMBING:
+            counts[op.type] = counts.get(op.type, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_bound_models_the_operations_tensorflow_runs_for_each_function(name, dtype, backend):
+    """The forward operations the bound counts roundings for are the ones in TF's graph.
+
+    A TensorFlow upgrade that builds a function with other kernels, or a record whose
+    bound no longer describes what TensorFlow runs, fails here.
+    """
+    record = REGISTRY[name]
+    call = f"{name}(w*x - y)" if record.arity == 1 else f"{name}(w*x - y, x)"
+    problem = loads(
+        f'title = "{name}"\nloss = "{call}"\n[values]\nw = 0.5\nx = 1.5\ny = 0.25\n'
+        f'[descent]\nwrt = ["w"]\nlearning_rate = 0.1\nsteps = 1\ndtype = "{dtype}"\n'
+    )
+    assert forward_operations(problem) == _tensorflow_operations(problem, backend)

@@ -1,0 +1,133 @@
+"""Check on random points that SymPy's gradient and TensorFlow's agree within the bound.
+
+For each wrt partial of a problem, points are drawn inside the problem's
+``[verify]`` box (:data:`tutor.problem.DEFAULT_BOX` for symbols it does not
+list; data columns stay fixed, ``[constants]`` are never sampled), and at each
+point TF's ``GradientTape`` gradient is compared with SymPy's closed form
+under the forward error bound of :mod:`tutor.verify.bound`:
+
+* :func:`search` lets Hypothesis choose the points and, where TF and SymPy
+  disagree, shrink the point to a small counterexample. SymPy's gradient is
+  evaluated in mpmath at :data:`REFERENCE_BITS` bits: the exact reference.
+* :func:`batch` draws N points at once, evaluates SymPy's gradient in NumPy
+  float64 and TF's in one batched tape call over tensors of shape (N,).
+
+Both return :class:`PartialReport` records; :func:`tutor.render.verify.render`
+turns them into text. Nothing here prints. Both accept a ``gradient`` function in place of
+TensorFlow's (and a ``derivation`` in place of SymPy's), so a wrong gradient
+can be injected and seen caught.
+
+Preconditions, stated where the points are drawn: every sampled value is a
+float32 number (so float32 and float64 hold it exactly) that is zero or
+normal: TensorFlow on the CPU flushes subnormal inputs to zero, which SymPy
+does not; subnormal *intermediates* are covered by the bound's floor.
+
+>>> from tutor.problem import load
+>>> reports = search(load("seed-w"), examples=20, seed=0)
+>>> [(r.symbol, r.passed) for r in reports]
+[('w', True)]
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+
+from ..derivation import derive
+from ..model import Problem
+from .batched import batch
+from .bound import Assessment, GradientBound, gradient_bound
+from .driver import Probe, probe, search
+from .magnitude import Magnitude, magnitude
+from .precision import FLOAT32, FLOAT64, HAZARD_KINDS, Precision, gamma, precision
+from .reference import (
+    REFERENCE_BITS,
+    BatchGradientFn,
+    GradientFn,
+    tensorflow_batch_gradient,
+    tensorflow_gradient,
+)
+from .sampling import (
+    MAX_BATCH,
+    MAX_EXAMPLES,
+    _check_counts,
+    box,
+    point_strategy,
+    sampled,
+    uniform_points,
+)
+from .verdict import VERDICTS, Check, PartialReport
+
+__all__ = [
+    "Assessment",
+    "BatchGradientFn",
+    "Check",
+    "FLOAT32",
+    "FLOAT64",
+    "GradientBound",
+    "GradientFn",
+    "HAZARD_KINDS",
+    "MAX_BATCH",
+    "MAX_EXAMPLES",
+    "Magnitude",
+    "PartialReport",
+    "Precision",
+    "Probe",
+    "REFERENCE_BITS",
+    "VERDICTS",
+    "batch",
+    "box",
+    "gamma",
+    "gradient_bound",
+    "magnitude",
+    "point_strategy",
+    "precision",
+    "probe",
+    "sampled",
+    "search",
+    "tensorflow_batch_gradient",
+    "tensorflow_gradient",
+    "uniform_points",
+    "verify",
+]
+
+
+def verify(
+    problems: Iterable[Problem],
+    *,
+    examples: int | None = None,
+    size: int | None = None,
+    dtype: str | None = None,
+    variables: Sequence[str] = ("tensor", "variable"),
+    seed: int | None = None,
+) -> list[PartialReport]:
+    """Return the reports of every problem's partials in each requested style.
+
+    Hypothesis' search runs with ``examples`` points (100 when neither it nor
+    ``size`` is given); batch mode runs when ``size`` is given.
+    """
+    _check_counts(examples, size, seed)
+    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
+    reports: list[PartialReport] = []
+    for problem in problems:
+        derivation = derive(problem)
+        for style in variables:
+            if size is not None:
+                reports += batch(
+                    problem,
+                    derivation=derivation,
+                    size=size,
+                    dtype=dtype,
+                    variables=style,
+                    seed=seed,
+                )
+            if examples is not None or size is None:
+                reports += search(
+                    problem,
+                    derivation=derivation,
+                    examples=examples or 100,
+                    dtype=dtype,
+                    variables=style,
+                    seed=seed,
+                )
+    return reports
