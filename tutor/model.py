@@ -250,7 +250,10 @@ class Trajectory:
     """A run of gradient descent and how it ended.
 
     The numbers are kept in ``columns``; ``updates`` gives them one object per
-    update, built on first use.
+    update, built on first use. ``final_loss`` is the loss at the values after
+    the last update (at the start when none was taken); ``end_curvature`` is
+    a :class:`tutor.analysis.Curvature` at those values when the loss is not
+    quadratic and the run settled.
     """
 
     derivation: Derivation
@@ -260,6 +263,7 @@ class Trajectory:
     status: str
     reason: str = ""
     final_loss: float | None = None
+    end_curvature: Any = None
 
     @property
     def problem(self) -> Problem:

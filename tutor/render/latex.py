@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sympy
 from sympy.printing.latex import LatexPrinter
 
 from .._mathtext import positive_first
 from .._numbers import number
+from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
 from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 
 _SPECIALS = {
@@ -236,44 +238,88 @@ def analysis_items(deriv: Derivation) -> list[str]:
     a = deriv.analysis
     if a is None:
         return []
-    if not a.applies:
-        return [escape(a.reason[:1].upper() + a.reason[1:] + ".")]
+    problem = deriv.problem
     names = [p.symbol for p in deriv.partials]
-    rate = number(deriv.problem.learning_rate)
+    if not a.applies:
+        items = [_sentence(a.reason)]
+        if a.outcome:
+            items.append(_sentence(describe_rate(a, problem)))
+        if a.start is not None:
+            items.append(_sentence("Curvature at the start: " + _curvature(a.start, names)))
+        return items
     items = [escape(a.reason[:1].upper() + a.reason[1:]) + ", so each update is linear."]
-    if len(names) == 1 and not deriv.problem.rows:
+    if len(names) == 1 and not problem.rows:
         s = math(sympy.Symbol(names[0]))
         h = a.hessian[0, 0]
+        shown = f"{math(h)} = " if h.free_symbols else ""
         items.append(
-            rf"Curvature: $\frac{{\partial^2 L}}{{\partial {s}^2}} = {math(h)} = "
-            rf"{number(a.eigenvalues[0])}$."
+            rf"Curvature: $\frac{{\partial^2 L}}{{\partial {s}^2}} = {shown}"
+            rf"{number(a.eigenvalues[0])}$: " + escape(describe_class(a)) + "."
         )
     else:
         shown = ", ".join(number(v) for v in a.eigenvalues)
-        items.append(rf"Hessian $H = {math(a.hessian)}$ with eigenvalues ${shown}$.")
+        hessian = math(row_indexed(a.hessian, tuple(problem.data)))
+        if problem.rows:
+            mean = _number_matrix(a.matrix)
+            rows = problem.rows
+            hessian = rf"\frac{{1}}{{{rows}}}\sum_{{i=1}}^{{{rows}}} {hessian} = {mean}"
+        items.append(rf"Hessian $H = {hessian}$ with eigenvalues ${shown}$.")
+        items.append(_sentence("H is " + describe_class(a)))
     if a.fixed_point is not None:
         for n in names:
             formula = a.fixed_point_formula.get(n) if a.fixed_point_formula else None
             shown = f"{math(formula)} = " if formula is not None and formula.free_symbols else ""
             s = math(sympy.Symbol(n))
             items.append(rf"Fixed point: ${s}^* = {shown}{number(a.fixed_point[n])}$.")
-    if len(names) == 1 and a.iteration is not None:
+    if a.fixed_point is not None and len(names) == 1 and a.iteration is not None:
         s = math(sympy.Symbol(names[0]))
         factor = "1 - " + math(sympy.Symbol("eta") * a.hessian[0, 0])
         items.append(
             rf"Iteration: ${s}_k - {s}^* = \left({factor}\right)^k ({s}_0 - {s}^*)$, "
             rf"factor ${number(a.iteration[0][0])}$."
         )
+    if a.condition is not None:
+        slow = min(v for v in a.eigenvalues if v > 0)
+        items.append(
+            rf"Condition number $\kappa = \lambda_{{\max}}/\lambda_{{\min}} = "
+            rf"{number(a.condition)}$: along the direction of $\lambda_{{\min}} = {number(slow)}$ "
+            rf"the distance shrinks slowest, by $|1 - \eta\lambda_{{\min}}| = "
+            rf"{number(abs(1 - a.rate * slow))}$ per update."
+        )
+    verdict = _sentence(describe_rate(a, problem))
     if a.lr_bound is not None:
         bound = math(a.lr_bound_formula) + " = " if a.lr_bound_formula is not None else ""
-        verdict = "converges" if (a.contraction or 0) < 1 else "does not converge"
-        items.append(
-            rf"Stable for $\eta < {bound}{number(a.lr_bound)}$; at $\eta = {rate}$ the descent "
-            rf"{verdict}."
-        )
+        items.append(rf"Stable for $\eta < {bound}{number(a.lr_bound)}$; " + verdict)
+    else:
+        items.append(verdict)
     if a.steps_to_tolerance is not None:
-        tol = deriv.problem.tolerance or 1e-3
-        items.append(
-            rf"Within ${number(tol)}$ of the fixed point after {a.steps_to_tolerance} updates."
-        )
+        if a.tolerance_kind == "gradient" and problem.tolerance is not None:
+            items.append(
+                rf"Every $|\partial L/\partial s| < {number(problem.tolerance)}$ (the run's "
+                rf"tolerance) after {a.steps_to_tolerance} updates, by the closed form."
+            )
+        else:
+            items.append(
+                rf"Within ${number(DEFAULT_TOLERANCE)}$ of the fixed point after "
+                rf"{a.steps_to_tolerance} updates."
+            )
     return items
+
+
+def _sentence(text: str) -> str:
+    """Return plain prose as an escaped LaTeX sentence, capitalised and with a full stop."""
+    return escape(text[:1].upper() + text[1:] + ".")
+
+
+def _number_matrix(matrix: Any) -> str:
+    rows = [" & ".join(number(v) for v in row) for row in matrix]
+    return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+
+
+def _curvature(c: Any, names: list[str]) -> str:
+    return describe_curvature(c, tuple(names))
+
+
+def curvature_item(c: Any, names: list[str], where: str) -> str:
+    """Return the curvature at ``where`` (the start, the end) as a LaTeX sentence."""
+    return _sentence(f"curvature at {where}: " + describe_curvature(c, tuple(names)))

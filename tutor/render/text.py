@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import sympy
 
 from .._mathtext import unicode
 from .._numbers import clean, exact, number
+from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
 from ..model import Derivation, Partial, Step, Trajectory, Update
 from . import latex
 
@@ -56,54 +58,86 @@ def step_lines(step: Step, depth: int = 1) -> list[str]:
 
 
 def analysis_lines(deriv: Derivation) -> list[str]:
-    """Return what theory says about the descent: fixed point, factor, bound on η."""
+    """Return what theory says about the descent: the Hessian's class, fixed point, bound on η."""
     a = deriv.analysis
     if a is None:
         return []
     problem = deriv.problem
+    names = tuple(p.symbol for p in deriv.partials)
     if not a.applies:
         lines = [f"Convergence: {a.reason}."]
-        if a.eigenvalues:
-            shown = ", ".join(number(v) for v in a.eigenvalues)
-            lines.append(f"  eigenvalues of the Hessian at the start: {shown}")
+        if a.outcome:
+            lines.append(f"  {describe_rate(a, problem)}.")
+        if a.start is not None:
+            lines.append(f"  curvature at the start: {describe_curvature(a.start, names)}")
         return lines
     lines = [f"Convergence ({a.reason}):"]
-    names = [p.symbol for p in deriv.partials]
     if len(names) == 1 and not problem.rows:
         s = names[0]
         h = a.hessian[0, 0]
-        lines.append(f"  ∂²L/∂{s}² = {unicode(h)} = {number(a.eigenvalues[0])}")
+        shown = f"{unicode(h)} = " if h.free_symbols else ""
+        second = f"∂²L/∂{s}² = {shown}{number(a.eigenvalues[0])}"
+        lines.append(f"  {second}: {describe_class(a)}")
     else:
         shown = ", ".join(number(v) for v in a.eigenvalues)
         hessian = unicode(latex.row_indexed(a.hessian, tuple(problem.data)))
         mean = f"(1/{problem.rows}) Σᵢ " if problem.rows else ""
         lines.append(f"  Hessian H = {mean}{hessian}; eigenvalues {shown}")
+        if problem.rows:
+            lines.append(f"  mean over the {problem.rows} rows: H = {_matrix(a)}")
+        lines.append(f"  H is {describe_class(a)}")
     if a.fixed_point is not None:
         for s in names:
             formula = a.fixed_point_formula[s] if a.fixed_point_formula else None
             shown = f"{unicode(formula)} = " if formula is not None and formula.free_symbols else ""
             lines.append(f"  fixed point: {s}* = {shown}{number(a.fixed_point[s])}")
-    if len(names) == 1 and a.iteration is not None:
+    if a.fixed_point is not None and len(names) == 1 and a.iteration is not None:
         s = names[0]
         factor = f"1 − {unicode(sympy.Symbol('eta') * a.hessian[0, 0])}"
         lines.append(
             f"  iteration: {s}_k − {s}* = ({factor})^k ({s}_0 − {s}*), "
             f"factor {number(a.iteration[0][0])}"
         )
-    else:
+    elif a.fixed_point is not None:
         lines.append(
             f"  iteration: θ_k − θ* = (I − ηH)^k (θ_0 − θ*), |factor| ≤ {number(a.contraction)}"
         )
-    bound = f"{unicode(a.lr_bound_formula)} = " if a.lr_bound_formula is not None else "2/λ_max = "
-    verdict = "stable" if a.contraction < 1 else "unstable: the iterates grow"
-    lines.append(
-        f"  stable for η < {bound}{number(a.lr_bound)}; "
-        f"η = {number(problem.learning_rate)} is {verdict}"
-    )
-    if a.steps_to_tolerance is not None:
-        tol = problem.tolerance or 1e-3
-        lines.append(f"  within {tol:g} of the fixed point after {a.steps_to_tolerance} updates")
+    if a.condition is not None:
+        slow = min(v for v in a.eigenvalues if v > 0)
+        lines.append(
+            f"  condition number κ = λ_max/λ_min = {number(a.condition)}: along the direction "
+            f"of λ_min = {number(slow)} the distance shrinks slowest, by "
+            f"|1 − ηλ_min| = {number(abs(1 - a.rate * slow))} per update"
+        )
+    if a.lr_bound is not None:
+        bound = (
+            f"{unicode(a.lr_bound_formula)} = " if a.lr_bound_formula is not None else "2/λ_max = "
+        )
+        lines.append(f"  stable for η < {bound}{number(a.lr_bound)}; {describe_rate(a, problem)}")
+    else:
+        lines.append(f"  {describe_rate(a, problem)}")
+    lines += _tolerance_lines(a, problem)
     return lines
+
+
+def _matrix(a: Any) -> str:
+    """Return the mean Hessian's numbers as [[…], […]]."""
+    size = len(a.eigenvalues)
+    rows = [", ".join(number(a.matrix[i][j]) for j in range(size)) for i in range(size)]
+    return "[" + ", ".join(f"[{r}]" for r in rows) + "]"
+
+
+def _tolerance_lines(a: Any, problem: Any) -> list[str]:
+    if a.steps_to_tolerance is None:
+        return []
+    if a.tolerance_kind == "gradient":
+        return [
+            f"  every |∂L/∂s| < {problem.tolerance:g} (the run's tolerance) after "
+            f"{a.steps_to_tolerance} updates, by the closed form"
+        ]
+    return [
+        f"  within {DEFAULT_TOLERANCE:g} of the fixed point after {a.steps_to_tolerance} updates"
+    ]
 
 
 def derivation(deriv: Derivation) -> str:
