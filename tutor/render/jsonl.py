@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._mathtext import unicode
+from ..descent import final_values
 from ..model import Columns, Derivation, Step, Trajectory, Update, same_bits
 from . import latex
 
@@ -119,14 +120,7 @@ def summary(traj: Trajectory) -> str:
     """Return the last line of :func:`trajectory`: how the run went, where it started and ended."""
     columns = traj.columns
     start = traj.start
-    final = (
-        {
-            **dict(zip(columns.names, columns.values[-1].tolist(), strict=True)),
-            **dict(zip(columns.wrt, columns.updated[-1].tolist(), strict=True)),
-        }
-        if len(columns)
-        else start.values
-    )
+    final = final_values(start.values, columns)
     out = {
         "problem": traj.problem.id,
         "status": traj.status,

@@ -216,7 +216,17 @@ def trajectory(traj: Trajectory) -> str:
             lines.append(update_line(partial.symbol, update, traj.learning_rate))
         out.append(f"% update {update.step}: loss {number(update.loss)}")
         out.append("\\begin{gather*}\n" + " \\\\\n".join(lines) + "\n\\end{gather*}")
+    if traj.final_loss is not None:
+        final = ", ".join(f"{k} = {number(v)}" for k, v in _final(traj).items())
+        out.append(f"% {traj.status}: final loss {number(traj.final_loss)} at {escape(final)}")
     return "\n".join(out) + "\n"
+
+
+def _final(traj: Trajectory) -> dict[str, float]:
+    if not traj.updates:
+        return dict(traj.start.values)
+    last = traj.updates[-1]
+    return {s: last.updated[s] for s in traj.problem.wrt}
 
 
 def update_rule(deriv: Derivation) -> str:

@@ -242,12 +242,13 @@ def distance_to_minimiser(traj: Trajectory) -> float | None:
 
 
 def summary(traj: Trajectory) -> str:
-    """Return the closing line of a run: outcome, updates, final loss, distance to θ*."""
+    """Return the closing line of a run: outcome, updates, the loss at the final values,
+    the distance to θ*."""
     n = len(traj.updates)
-    final = "" if traj.final_loss is None else f", last loss {number(traj.final_loss)}"
+    final = "" if traj.final_loss is None else f", final loss {number(traj.final_loss)}"
     distance = distance_to_minimiser(traj)
     if distance is not None and math.isfinite(distance):
-        final += f", {number(distance)} from the minimiser"
+        final += f", distance to the fixed point {number(distance)}"
     return f"{traj.status}: {n} update{'' if n == 1 else 's'}{final} ({traj.reason})"
 
 
