@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from ._mathtext import unicode
 from ._numbers import number
 from .model import Problem
 from .numeric import UnsupportedExpression, evaluate
@@ -71,12 +72,14 @@ class Curvature:
     """The Hessian's eigenvalues at one point of a loss that is not quadratic.
 
     ``kink`` names the expression that is zero there when the second
-    derivative is not defined at the point (then ``eigenvalues`` is empty).
+    derivative is not defined at the point (then ``eigenvalues`` is empty);
+    ``kinks`` names every expression whose zeros are kinks of the loss.
     """
 
     eigenvalues: tuple[float, ...] = ()
     kind: str = ""
     kink: str = ""
+    kinks: tuple[str, ...] = ()
 
     @property
     def lr_bound(self) -> float | None:
@@ -446,18 +449,45 @@ def curvature(
     hessian: sympy.Matrix,
     values: Mapping[str, float],
 ) -> Curvature:
-    """Return the Hessian's eigenvalues at ``values`` (the mean over rows), or the kink there."""
+    """Return the Hessian's eigenvalues at ``values`` (the mean over rows), or the kink there.
+
+    A kink is where a DiracDelta of the Hessian has its argument at 0 (|r|, max,
+    relu) or where a branch of a piecewise Hessian meets the next (huber's
+    |r| = d). A DiracDelta inside a branch of a Piecewise is not one: the
+    branch's own condition keeps its argument away from 0 there.
+    """
     deltas = sorted(
         {d for entry in hessian for d in entry.atoms(sympy.DiracDelta)}, key=sympy.default_sort_key
     )
+    inside = {
+        d
+        for entry in hessian
+        for pw in entry.atoms(sympy.Piecewise)
+        for d in pw.atoms(sympy.DiracDelta)
+    }
+    edges = sorted(
+        {
+            rel
+            for entry in hessian
+            for pw in entry.atoms(sympy.Piecewise)
+            for _, cond in pw.args
+            for rel in (
+                cond.atoms(sympy.core.relational.Relational) if cond is not sympy.true else ()
+            )
+        },
+        key=sympy.default_sort_key,
+    )
+    places = [(d.args[0], sympy.S.Zero) for d in deltas if d not in inside]
+    places += [(rel.lhs, rel.rhs) for rel in edges]
     env = _env(problem, {n: values[n] for n in names})
-    for delta in deltas:
+    kinks = tuple(dict.fromkeys(_equation(lhs, rhs) for lhs, rhs in places))
+    for (lhs, rhs), kink in zip(places, kinks, strict=False):
         try:
-            at = np.asarray(evaluate(delta.args[0], env))
+            at = np.asarray(evaluate(lhs - rhs, env))
         except (UnsupportedExpression, KeyError, TypeError, ValueError):
-            return Curvature()
+            return Curvature(kinks=kinks)
         if np.any(at == 0):
-            return Curvature(kink=str(delta.args[0]))
+            return Curvature(kink=kink, kinks=kinks)
     smooth = hessian.xreplace({d: sympy.S.Zero for d in deltas})
     try:
         with np.errstate(all="ignore"):
@@ -468,13 +498,26 @@ def curvature(
                 ]
             )
     except (UnsupportedExpression, KeyError, TypeError, ValueError):
-        return Curvature()
+        return Curvature(kinks=kinks)
     if not np.all(np.isfinite(h)):
-        return Curvature()
+        return Curvature(kinks=kinks)
     spectrum = _Spectrum.of(h)
     return Curvature(
-        eigenvalues=tuple(float(v) + 0.0 for v in spectrum.values), kind=classify(spectrum.values)
+        eigenvalues=tuple(float(v) + 0.0 for v in spectrum.values),
+        kind=classify(spectrum.values),
+        kinks=kinks,
     )
+
+
+def _equation(lhs: sympy.Expr, rhs: sympy.Expr) -> str:
+    """Return ``lhs = rhs`` for people, an absolute value first and written |r|."""
+    if isinstance(rhs, sympy.Abs):
+        lhs, rhs = rhs, lhs
+
+    def show(e: sympy.Expr) -> str:
+        return f"|{unicode(e.args[0])}|" if isinstance(e, sympy.Abs) else unicode(e)
+
+    return f"{show(lhs)} = {show(rhs)}"
 
 
 def vector(direction: Mapping[str, float]) -> str:
@@ -585,9 +628,9 @@ def status_reason(a: Analysis, problem: Problem) -> str:
 def describe_curvature(c: Curvature, names: tuple[str, ...]) -> str:
     """Return what the curvature at a point says: convex there, on a hump, or a kink."""
     if c.kink:
-        return f"not defined: the point is on a kink, where {c.kink} = 0"
+        return f"not defined: the point is on a kink of the loss, where {c.kink}"
     if not c.eigenvalues:
-        return "not computable there"
+        return "not finite there"
     shown = ", ".join(number(v) for v in c.eigenvalues)
     what = f"∂²L/∂{names[0]}² =" if len(names) == 1 else "eigenvalues of the Hessian"
     meaning = {
@@ -603,4 +646,6 @@ def describe_curvature(c: Curvature, names: tuple[str, ...]) -> str:
             "negative semidefinite", "negative"
         )
     bound = f"; local bound 2/λ_max = {number(c.lr_bound)}" if c.lr_bound is not None else ""
-    return f"{what} {shown} ({meaning}){bound}"
+    kinks = " or ".join(c.kinks)
+    kink = f"; not defined at the kink{'s' if len(c.kinks) > 1 else ''} {kinks}" if kinks else ""
+    return f"{what} {shown} ({meaning}){bound}{kink}"

@@ -128,7 +128,7 @@ def descend(
         status=status,
         reason=reason,
         final_loss=float(final_loss),
-        end_curvature=_end_curvature(derivation, final, status),
+        end_curvature=_end_curvature(derivation, final, status) if taken else None,
     )
 
 

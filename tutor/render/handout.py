@@ -12,7 +12,7 @@ from ..handout import Exercise, Handout, Worked
 from ..model import Derivation, Trajectory
 from . import latex
 from .code import update_code
-from .text import summary
+from .text import end_curvature, summary
 
 #: Rows of the update table shown in full; longer runs show the first and last rows.
 TABLE_ROWS = 40
@@ -114,6 +114,7 @@ def _worked(w: Worked) -> dict[str, Any]:
         "plot": _plot(traj),
         "plot_mode": _plot_mode(traj),
         "outcome": latex.escape(summary(traj)),
+        "end": latex.escape(end_curvature(traj)) + "." if traj.end_curvature else "",
         "code": update_code(problem),
     }
 

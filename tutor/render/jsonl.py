@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._mathtext import unicode
+from ..analysis import describe_rate
 from ..descent import final_values
 from ..model import Columns, Derivation, Step, Trajectory, Update, same_bits
 from . import latex
@@ -140,6 +141,7 @@ def summary(traj: Trajectory) -> str:
             },
         },
         "analysis": analysis(traj.derivation),
+        "curvature_at_end": None if traj.end_curvature is None else curvature(traj.end_curvature),
     }
     return _dump({"summary": out})
 
@@ -154,16 +156,42 @@ def analysis(deriv: Derivation) -> dict[str, Any] | None:
         "reason": a.reason,
         "eigenvalues": [_num(v) for v in a.eigenvalues],
     }
+    if a.kind:
+        out.update(
+            hessian_class=a.kind,
+            outcome=a.outcome,
+            learning_rate_in_dtype=a.rate,
+            description=describe_rate(a, deriv.problem),
+        )
+    if a.matrix is not None:
+        out["hessian"] = [[_num(v) for v in row] for row in a.matrix]
+        if deriv.problem.rows:
+            out["hessian_is_mean_over_rows"] = deriv.problem.rows
     if a.applies:
         out.update(
             fixed_point=None if a.fixed_point is None else _nums(a.fixed_point),
             lr_bound=a.lr_bound,
             lr_bound_formula=None if a.lr_bound_formula is None else str(a.lr_bound_formula),
             contraction=a.contraction,
+            condition_number=a.condition,
             suggested_lr=a.suggested_lr,
             steps_to_tolerance=a.steps_to_tolerance,
+            steps_to_tolerance_measures=a.tolerance_kind or None,
         )
+    if a.start is not None:
+        out["curvature_at_start"] = curvature(a.start)
     return out
+
+
+def curvature(c: Any) -> dict[str, Any]:
+    """Return a :class:`tutor.analysis.Curvature` as JSON."""
+    return {
+        "eigenvalues": [_num(v) for v in c.eigenvalues],
+        "hessian_class": c.kind or None,
+        "lr_bound": c.lr_bound,
+        "kink_here": c.kink or None,
+        "kinks": list(c.kinks),
+    }
 
 
 def _step(step: Step) -> dict[str, Any]:

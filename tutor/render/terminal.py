@@ -53,6 +53,9 @@ def trajectory(traj: Trajectory, show_derivation: bool = True) -> RenderableType
         parts.append(Text(block[0], style="bold") + Text("\n" + "\n".join(block[1:])))
     if traj.updates:
         parts.append(_table(traj))
+    end = text.end_curvature(traj)
+    if end:
+        parts.append(Text(end))
     style = {"diverged": "bold red", "diverging": "yellow"}.get(traj.status, "bold green")
     parts.append(Text(text.summary(traj), style=style))
     return Group(*parts)

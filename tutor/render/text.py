@@ -241,6 +241,16 @@ def distance_to_minimiser(traj: Trajectory) -> float | None:
     return math.dist([last[n] for n in a.fixed_point], list(a.fixed_point.values()))
 
 
+def end_curvature(traj: Trajectory) -> str:
+    """Return the curvature at the final values of a run on a non-quadratic loss ("" if none)."""
+    if traj.end_curvature is None:
+        return ""
+    names = tuple(p.symbol for p in traj.derivation.partials)
+    last = traj.updates[-1].updated if traj.updates else traj.start.values
+    at = ", ".join(f"{n} = {number(last[n])}" for n in names)
+    return f"Curvature at the end ({at}): {describe_curvature(traj.end_curvature, names)}"
+
+
 def summary(traj: Trajectory) -> str:
     """Return the closing line of a run: outcome, updates, the loss at the final values,
     the distance to θ*."""
@@ -271,5 +281,8 @@ def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
     spark = sparkline([u.loss for u in traj.updates])
     if spark:
         lines += ["", f"Loss by update: {spark}"]
+    end = end_curvature(traj)
+    if end:
+        lines += ["", end]
     lines += ["", summary(traj)]
     return "\n".join(lines) + "\n"
