@@ -480,3 +480,8 @@ def on_bound_quadratics() -> st.SearchStrategy[dict]:
         )
 
     return st.sampled_from((2, 4, 8)).flatmap(with_top)
+
+
+def variant_seeds() -> st.SearchStrategy[int]:
+    """A seed for ``tutor handout --variants`` (any int the option takes; shrinks towards 0)."""
+    return st.integers(min_value=-(2**31), max_value=2**31 - 1)

@@ -324,6 +324,15 @@ def step(
     help="A Jinja2 LaTeX template to use instead of "
     "the shipped one (copy tutor/templates/handout.tex.j2 to start).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("latex", "json")),
+    default="latex",
+    show_default=True,
+    help="json: the variants' answer key as JSON Lines (needs --variants), "
+    "to standard output or to -o FILE.jsonl.",
+)
 def handout(
     problems: tuple[str, ...],
     output: str | None,
@@ -332,8 +341,13 @@ def handout(
     seed: int,
     answers: bool,
     template: str | None,
+    fmt: str,
 ) -> None:
-    """Write a LaTeX handout of PROBLEM(s); with --pdf, build the PDF too."""
+    """Write a LaTeX handout of PROBLEM(s); with --pdf, build the PDF too.
+
+    With --answers the key is also written alone to FILE-key.tex (and its PDF),
+    so that the students' sheets can be printed without it.
+    """
     from pathlib import Path
 
     from ._files import build_pdf, write_atomic
@@ -343,6 +357,9 @@ def handout(
         raise UsageError(
             "--answers goes with --variants N: the worked handout already shows every answer"
         )
+    if fmt == "json":
+        _handout_key(problems, output, pdf, variants, seed, template)
+        return
     loaded = [load(p) for p in problems]
     source = template_source(template)
     target = Path(output or f"{loaded[0].id}.tex")
@@ -355,11 +372,58 @@ def handout(
 
     document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers)
     tex = render(document, source)
+    key_target = target.with_name(f"{target.stem}-key.tex")
+    key = render(document, source, key_only=True) if answers else None
     write_atomic(target, tex.encode("utf-8"))
     _write(f"wrote {target}\n")
+    if key is not None:
+        write_atomic(key_target, key.encode("utf-8"))
+        _write(f"wrote {key_target}\n")
     if pdf:
         build_pdf(tex, target.with_suffix(".pdf"))
         _write(f"wrote {target.with_suffix('.pdf')}\n")
+        if key is not None:
+            build_pdf(key, key_target.with_suffix(".pdf"))
+            _write(f"wrote {key_target.with_suffix('.pdf')}\n")
+
+
+def _handout_key(
+    problems: tuple[str, ...],
+    output: str | None,
+    pdf: bool,
+    variants: int,
+    seed: int,
+    template: str | None,
+) -> None:
+    """Print (or write to -o FILE.jsonl) the answer key of the variants as JSON Lines."""
+    from pathlib import Path
+
+    if not variants:
+        raise UsageError(
+            "--format json prints the answer key of the variants; add --variants N (and --seed S)"
+        )
+    for flag, given in (("--pdf", pdf), ("--template", template is not None)):
+        if given:
+            raise UsageError(f"--format json writes JSON Lines; {flag} is for the LaTeX handout")
+    target = Path(output) if output else None
+    if target is not None and target.suffix != ".jsonl":
+        raise UsageError(f"-o {target}: give a file name ending in .jsonl with --format json")
+    if target is not None and not target.resolve().parent.is_dir():
+        raise UsageError(f"-o {target}: the folder {target.parent} does not exist")
+    loaded = [load(p) for p in problems]
+    from .autodiff import TensorFlowBackend
+    from .handout import build
+    from .render.jsonl import answer_key
+
+    document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=True)
+    lines = answer_key(document.exercises)
+    if target is None:
+        _write(lines)
+        return
+    from ._files import write_atomic
+
+    write_atomic(target, lines.encode("utf-8"))
+    _write(f"wrote {target}\n")
 
 
 _PROMPT = "[Enter] next update   [a] all the rest   [q] quit "

@@ -30,8 +30,12 @@ def template_source(path: str | None = None) -> str:
         raise UsageError(f"--template {path}: cannot read it ({exc}); give a UTF-8 file") from None
 
 
-def render(handout: Handout, template: str | None = None) -> str:
-    """Return the LaTeX document of ``handout`` rendered with ``template`` (source text)."""
+def render(handout: Handout, template: str | None = None, *, key_only: bool = False) -> str:
+    """Return the LaTeX document of ``handout`` rendered with ``template`` (source text).
+
+    With ``key_only``, the document holds the answer key alone (a file to keep
+    apart from the students' sheets).
+    """
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -50,21 +54,24 @@ def render(handout: Handout, template: str | None = None) -> str:
     )
     try:
         compiled = env.from_string(template if template is not None else template_source())
-        return compiled.render(doc=context(handout))
+        return compiled.render(doc=context(handout, key_only=key_only))
     except jinja2.TemplateError as exc:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""
         raise UsageError(f"the handout template{where}: {exc}; fix the template") from None
 
 
-def context(handout: Handout) -> dict[str, Any]:
+def context(handout: Handout, *, key_only: bool = False) -> dict[str, Any]:
     """Return the values the template sees, every one of them LaTeX already."""
     titles = [w.derivation.problem.title for w in handout.worked]
-    if handout.exercises:
+    if key_only:
+        title = f"Gradient descent exercises (seed {handout.seed}): answer key"
+    elif handout.exercises:
         title = f"Gradient descent exercises (seed {handout.seed})"
     else:
         title = latex.escape(titles[0]) if len(titles) == 1 else "Gradient descent"
-    exercises = [_exercise(e, len(handout.exercises)) for e in handout.exercises]
+    shown = () if key_only else handout.exercises
+    exercises = [_exercise(e, len(handout.exercises)) for e in shown]
     key = [_key(e) for e in handout.exercises if e.key is not None] if handout.answers else []
     return {
         "title": title,
@@ -134,7 +141,7 @@ def _exercise(e: Exercise, total: int) -> dict[str, Any]:
         "summary": "",
         "loss": latex.math(problem.loss),
         "loss_note": _loss_note(e.derivation),
-        "values": _values(problem),
+        "start": _values(problem),
         "rate": number(problem.learning_rate),
         "partials_asked": partials,
         "updates_asked": min(3, problem.steps) or 1,
@@ -147,7 +154,7 @@ def _key(e: Exercise) -> dict[str, Any]:
     return {
         "heading": f"Variant {e.variant.number} (seed {e.variant.seed}): "
         f"{latex.escape(problem.title)}",
-        "values": _values(problem),
+        "start": _values(problem),
         "rate": number(problem.learning_rate),
         "partials": _partials(e.derivation),
         "analysis": latex.analysis_items(e.derivation),

@@ -224,3 +224,37 @@ def derivation(deriv: Derivation) -> str:
         _dump({"problem": deriv.problem.id, "loss": str(deriv.problem.loss), "partials": partials})
         + "\n"
     )
+
+
+#: The version of the answer key's JSON, so that importers can check what they read.
+KEY_FORMAT = "tutor-key/1"
+
+
+def answer_key(exercises: Any) -> str:
+    """Return one JSON line per variant: its starting values, rate and first updates.
+
+    ``exercises`` are :class:`tutor.handout.Exercise` objects with a key; each
+    update has the keys of ``tutor step --format json``, and ``values`` are the
+    starting values as that first update holds them.
+    """
+    lines = []
+    for e in exercises:
+        problem = e.variant.problem
+        updates = [update(u) for u in e.key.updates]
+        # The values as the run holds them (rounded to its dtype), as step's first update shows.
+        start = updates[0]["values"] if updates else _nums(e.key.start.values)
+        lines.append(
+            _dump(
+                {
+                    "format": KEY_FORMAT,
+                    "problem": problem.id,
+                    "variant": e.variant.number,
+                    "seed": e.variant.seed,
+                    "values": start,
+                    "learning_rate": problem.learning_rate,
+                    "dtype": problem.dtype,
+                    "updates": updates,
+                }
+            )
+        )
+    return "".join(line + "\n" for line in lines)

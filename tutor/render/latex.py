@@ -296,12 +296,12 @@ def analysis_items(deriv: Derivation) -> list[str]:
             rf"the distance shrinks slowest, by $|1 - \eta\lambda_{{\min}}| = "
             rf"{number(abs(1 - a.rate * slow))}$ per update."
         )
-    verdict = _sentence(describe_rate(a, problem))
     if a.lr_bound is not None:
         bound = math(a.lr_bound_formula) + " = " if a.lr_bound_formula is not None else ""
+        verdict = escape(describe_rate(a, problem) + ".")
         items.append(rf"Stable for $\eta < {bound}{number(a.lr_bound)}$; " + verdict)
     else:
-        items.append(verdict)
+        items.append(_sentence(describe_rate(a, problem)))
     if a.steps_to_tolerance is not None:
         if a.tolerance_kind == "gradient" and problem.tolerance is not None:
             items.append(
@@ -317,8 +317,12 @@ def analysis_items(deriv: Derivation) -> list[str]:
 
 
 def _sentence(text: str) -> str:
-    """Return plain prose as an escaped LaTeX sentence, capitalised and with a full stop."""
-    return escape(text[:1].upper() + text[1:] + ".")
+    """Return plain prose as an escaped LaTeX sentence, capitalised and with a full stop.
+
+    Only a Latin first letter is capitalised: η stays η (Η is another letter).
+    """
+    first = text[:1].upper() if text[:1].isascii() else text[:1]
+    return escape(first + text[1:] + ".")
 
 
 def _number_matrix(matrix: Any) -> str:
