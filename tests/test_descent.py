@@ -180,3 +180,43 @@ def test_a_fixed_point_that_is_not_finite_is_said_so_without_a_traceback(run_cli
     assert status == 1
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert json.loads(out.splitlines()[-1])["summary"]["status"] == "diverged"
+
+
+# Data problems in JSON, and values overridden on the command line.
+
+
+def test_show_json_labels_the_mean_and_the_per_row_forms_and_carries_the_analysis(run_cli):
+    problem = load("least-squares")
+    status, out, _ = run_cli("show", "least-squares", "--format", "json")
+    assert status == 0
+    doc = json.loads(out)
+    b = doc["partials"]["b"]
+    assert b["per_row"]["result"] == "2*(b + w*x_i - y_i)"
+    assert b["per_row"]["latex"] == r"2 \left(b + w x_{i} - y_{i}\right)"
+    assert b["mean"]["result"] == "Sum(2*(b + w*x_i - y_i), (i, 1, 5))/5"
+    assert b["mean"]["latex"] == b["latex"]
+    assert b["latex"].startswith(r"\frac{1}{5}\sum_{i=1}^{5}")
+    x = np.array(problem.data["x"])
+    mean = [[np.mean(2 * x * x), np.mean(2 * x)], [np.mean(2 * x), 2.0]]
+    analysis = doc["analysis"]
+    assert np.allclose(analysis["hessian"], mean, rtol=1e-15, atol=0)
+    assert analysis["hessian_is_mean_over_rows"] == 5
+    assert analysis["hessian_class"] == "positive definite"
+    assert sorted(analysis["eigenvalues"]) == pytest.approx(np.linalg.eigvalsh(mean), rel=1e-12)
+
+
+def test_overridden_values_are_named_wherever_the_run_is_shown(run_cli):
+    """seed-x's prose says x starts at 3; with --set x=4 every format says what changed."""
+    _, out, _ = run_cli("step", "seed-x", "--set", "x=4", "--steps", "2", "--format", "plain")
+    assert "overridden: x = 4 (file: 3)" in out
+    _, out, _ = run_cli("step", "seed-x", "--set", "x=4", "--steps", "2", "--format", "latex")
+    assert "% overridden: x = 4 (file: 3)" in out
+    _, summary = _json(run_cli, "ridge", "--set", "lam=0", "--set", "w=1")
+    assert summary["overridden"] == {
+        "lam": {"value": 0.0, "file": 0.5},
+        "w": {"value": 1.0, "file": 0.0},
+    }
+    _, summary = _json(run_cli, "ridge")
+    assert summary["overridden"] == {}
+    _, out, _ = run_cli("step", "ridge", "--format", "plain")
+    assert "overridden" not in out

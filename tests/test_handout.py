@@ -257,3 +257,41 @@ def test_the_json_key_goes_to_a_jsonl_file_and_needs_variants(run_cli, refuses, 
     refuses(["handout", "seed-w", "--format", "json"], "--variants")
     refuses(["handout", "seed-w", "--variants", "2", "--format", "json", "-o", "k.tex"], ".jsonl")
     refuses(["handout", "seed-w", "--variants", "2", "--format", "json", "--pdf"], "--pdf")
+
+
+# Data problems: the rows a student needs, and the Hessian of the mean.
+
+
+def test_a_data_handout_shows_its_rows_and_its_mean_hessian(run_cli, tmp_path):
+    """least-squares: H = (1/n) Σ [[2xᵢ², 2xᵢ], [2xᵢ, 2]], computed here with NumPy."""
+    problem = load("least-squares")
+    target = tmp_path / "ls.tex"
+    status, _, err = run_cli("handout", "least-squares", "-o", str(target))
+    assert status == 0, err
+    tex = target.read_text()
+    x, y = (np.array(problem.data[k]) for k in ("x", "y"))
+    assert "The data: 5 rows" in tex
+    for i, (xi, yi) in enumerate(zip(x, y, strict=True), 1):
+        assert f"{i} & {number(xi, 6)} & {number(yi, 6)} \\\\" in tex
+    mean = np.array([[np.mean(2 * x * x), np.mean(2 * x)], [np.mean(2 * x), 2.0]])
+    shown = " \\\\ ".join(" & ".join(number(v) for v in row) for row in mean)
+    assert f"\\begin{{bmatrix}}{shown}\\end{{bmatrix}}" in tex
+
+
+def test_a_long_data_table_is_capped_and_counted(run_cli, tmp_path):
+    from tutor.render.handout import DATA_ROWS
+
+    rows = DATA_ROWS + 70
+    xs = ", ".join(f"{i / 10!r}" for i in range(rows))
+    ys = ", ".join(f"{2 * i / 10 + 1!r}" for i in range(rows))
+    path = tmp_path / "many.toml"
+    path.write_text(
+        f'title = "many"\nloss = "(w*x - y)**2"\n[values]\nw = 0.0\n[data]\nx = [{xs}]\n'
+        f'y = [{ys}]\n[descent]\nwrt = ["w"]\nlearning_rate = 0.01\nsteps = 3\n'
+    )
+    status, _, err = run_cli("handout", str(path), "-o", str(tmp_path / "many.tex"))
+    assert status == 0, err
+    tex = (tmp_path / "many.tex").read_text()
+    assert f"The data: {rows} rows" in tex
+    assert f"{DATA_ROWS} & " in tex and f"{DATA_ROWS + 1} & " not in tex
+    assert "(70 more rows)" in tex

@@ -131,10 +131,13 @@ def _apply_overrides(
         changes["wrt"] = tuple(dict.fromkeys(wrt))
     if sets:
         values, constants = dict(problem.values), dict(problem.constants)
+        overridden = dict(problem.overridden)
         for name, value in sets.items():
             if name in values:
+                overridden.setdefault(name, values[name])
                 values[name] = value
             elif name in constants:
+                overridden.setdefault(name, constants[name])
                 constants[name] = value
             else:
                 known = ", ".join(sorted([*values, *constants]))
@@ -142,7 +145,7 @@ def _apply_overrides(
                     f"--set {name}=…: '{name}' is not a symbol with a value in {problem.id} "
                     f"(known: {known}); data columns cannot be set"
                 )
-        changes.update(values=values, constants=constants)
+        changes.update(values=values, constants=constants, overridden=overridden)
     options: tuple[tuple[str, object], ...] = (
         ("learning_rate", lr),
         ("steps", steps),

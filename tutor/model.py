@@ -24,7 +24,8 @@ class Problem:
 
     ``values`` hold a starting value for every symbol that is not a data column
     or a constant; ``data`` columns all have the same length; the loss is the
-    mean over the rows when ``data`` is not empty.
+    mean over the rows when ``data`` is not empty. ``overridden`` holds the
+    file's own value of each value or constant changed since (``--set``).
     """
 
     id: str
@@ -44,6 +45,7 @@ class Problem:
     data: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     verify: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str = ""
+    overridden: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:

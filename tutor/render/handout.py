@@ -114,6 +114,7 @@ def _worked(w: Worked) -> dict[str, Any]:
         "summary": _prose(problem.summary),
         "loss": latex.math(problem.loss),
         "loss_note": _loss_note(w.derivation),
+        "data": data_table(problem),
         "partials": _partials(w.derivation),
         "update_rule": latex.update_rule(w.derivation),
         "analysis": latex.analysis_items(w.derivation),
@@ -124,6 +125,42 @@ def _worked(w: Worked) -> dict[str, Any]:
         "end": latex.escape(end_curvature(traj)) + "." if traj.end_curvature else "",
         "code": update_code(problem),
     }
+
+
+#: Data rows shown in a handout's table; more are counted, not shown.
+DATA_ROWS = 30
+
+
+def data_table(problem: Any) -> str:
+    """Return the data rows as a booktabs table (the first :data:`DATA_ROWS`), with their count."""
+    if not problem.rows:
+        return ""
+    names = list(problem.data)
+    head = ["$i$", *(f"${latex.math(problem.symbol(n))}_i$" for n in names)]
+    shown = min(problem.rows, DATA_ROWS)
+    rows = [
+        " & ".join([str(i + 1), *(number(problem.data[n][i], 6) for n in names)]) + r" \\"
+        for i in range(shown)
+    ]
+    if shown < problem.rows:
+        rows.append(
+            rf"\multicolumn{{{len(head)}}}{{c}}{{$\vdots$ ({problem.rows - shown} more rows)}} \\"
+        )
+    count = "row" if problem.rows == 1 else "rows"
+    return "\n".join(
+        [
+            rf"The data: {problem.rows} {count}, $i = 1, \dots, {problem.rows}$.",
+            r"\begin{center}\small",
+            rf"\begin{{tabular}}{{{'r' * len(head)}}}",
+            r"\toprule",
+            " & ".join(head) + r" \\",
+            r"\midrule",
+            *rows,
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\end{center}",
+        ]
+    )
 
 
 def _values(problem: Any) -> str:

@@ -122,6 +122,7 @@ def summary(traj: Trajectory) -> str:
     columns = traj.columns
     start = traj.start
     final = final_values(start.values, columns)
+    current = {**traj.problem.constants, **traj.problem.values}
     out = {
         "problem": traj.problem.id,
         "status": traj.status,
@@ -132,6 +133,10 @@ def summary(traj: Trajectory) -> str:
         "variables": traj.problem.variables,
         "final_loss": None if traj.final_loss is None else _num(traj.final_loss),
         "final_values": _nums(final),
+        "overridden": {
+            n: {"value": _num(current[n]), "file": _num(v)}
+            for n, v in traj.problem.overridden.items()
+        },
         "start": {
             "values": _nums(start.values),
             "loss": _num(start.loss),
@@ -209,21 +214,42 @@ def _step(step: Step) -> dict[str, Any]:
 
 
 def derivation(deriv: Derivation) -> str:
-    """Return ``{"partials": {sym: {"result", "latex", "steps"}}}`` as one JSON document."""
-    rows = deriv.problem.rows
-    partials = {
-        p.symbol: {
+    """Return ``{"partials": {sym: {"result", "latex", "steps"}}, "analysis": {...}}`` as JSON.
+
+    With data rows, ``result`` is the per-row partial (in the columns' names)
+    and ``latex`` the mean over the rows, as they always were; ``per_row`` and
+    ``mean`` give both forms of each, labelled.
+    """
+    problem = deriv.problem
+    rows = problem.rows
+    partials = {}
+    for p in deriv.partials:
+        entry: dict[str, Any] = {
             "result": str(p.result),
-            "latex": latex.partial_result(p, deriv.problem),
+            "latex": latex.partial_result(p, problem),
             "mean_over_rows": rows,
             "steps": [_step(s) for s in p.steps],
         }
-        for p in deriv.partials
+        if rows:
+            indexed = latex.row_indexed(p.result, tuple(problem.data))
+            entry["per_row"] = {"result": str(indexed), "latex": latex.math(indexed)}
+            entry["mean"] = {"result": _mean_text(p.result, problem), "latex": entry["latex"]}
+        partials[p.symbol] = entry
+    document = {
+        "problem": problem.id,
+        "loss": str(problem.loss),
+        "partials": partials,
+        "analysis": analysis(deriv),
     }
-    return (
-        _dump({"problem": deriv.problem.id, "loss": str(deriv.problem.loss), "partials": partials})
-        + "\n"
-    )
+    if rows:
+        document["loss_mean"] = _mean_text(problem.loss, problem)
+    return _dump(document) + "\n"
+
+
+def _mean_text(expr: Any, problem: Any) -> str:
+    """Return ``Sum(f(x_i), (i, 1, n))/n``: the mean over the rows of a per-row expression."""
+    indexed = latex.row_indexed(expr, tuple(problem.data))
+    return f"Sum({indexed}, (i, 1, {problem.rows}))/{problem.rows}"
 
 
 #: The version of the answer key's JSON, so that importers can check what they read.

@@ -207,7 +207,14 @@ def derivation(derivation: Derivation) -> str:
 def trajectory(traj: Trajectory) -> str:
     """Return the LaTeX of a descent: the derivation, then each update's two lines."""
     problem = traj.problem
-    out = [f"% {escape(problem.title)}", derivation(traj.derivation)]
+    out = [f"% {escape(problem.title)}"]
+    if problem.overridden:
+        current = {**problem.constants, **problem.values}
+        changed = ", ".join(
+            f"{n} = {number(current[n])} (file: {number(v)})" for n, v in problem.overridden.items()
+        )
+        out.append(f"% overridden: {escape(changed)}")
+    out.append(derivation(traj.derivation))
     for update in traj.updates:
         lines = []
         for partial in traj.derivation.partials:

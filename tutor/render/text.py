@@ -10,7 +10,7 @@ import sympy
 from .._mathtext import unicode
 from .._numbers import clean, exact, number
 from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
-from ..model import Derivation, Partial, Step, Trajectory, Update
+from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 from . import latex
 
 
@@ -140,12 +140,27 @@ def _tolerance_lines(a: Any, problem: Any) -> list[str]:
     ]
 
 
+def overridden_line(problem: Problem) -> str:
+    """Return ``overridden: x = 4 (file: 3)`` for the values changed since the file ("" if none).
+
+    The file's own prose may still speak of its values; this says which ones the run replaced.
+    """
+    if not problem.overridden:
+        return ""
+    current = {**problem.constants, **problem.values}
+    return "overridden: " + ", ".join(
+        f"{n} = {number(current[n])} (file: {number(v)})" for n, v in problem.overridden.items()
+    )
+
+
 def derivation(deriv: Derivation) -> str:
     """Return the derivation of every partial as plain text."""
     problem = deriv.problem
     lines = [f"{problem.id}: {clean(problem.title)}"]
     if problem.summary.strip():
         lines += ["", *(clean(problem.summary).strip().splitlines())]
+    if problem.overridden:
+        lines += ["", overridden_line(problem)]
     loss = unicode(latex.row_indexed(problem.loss, tuple(problem.data)))
     lines += ["", f"Loss: L = {f'(1/{problem.rows}) Σᵢ {loss}' if problem.rows else loss}"]
     for partial in deriv.partials:
