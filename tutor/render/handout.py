@@ -6,7 +6,7 @@ import math
 from importlib import resources
 from typing import Any
 
-from .._numbers import number
+from .._numbers import number, side_by_side
 from ..errors import UsageError
 from ..handout import Exercise, Handout, Worked
 from ..model import Derivation, Trajectory
@@ -206,7 +206,8 @@ def _row(traj: Trajectory, k: int) -> str:
         cells.append(f"{update.values[p.symbol]:.2f}")
     cells.append(_fixed(update.loss))
     for p in traj.derivation.partials:
-        cells += [number(update.symbolic[p.symbol], 6), number(update.autodiff[p.symbol], 6)]
+        s = p.symbol
+        cells += side_by_side(update.symbolic[s], update.autodiff[s], traj.problem.dtype)
     cells += [f"{update.updated[p.symbol]:.2f}" for p in traj.derivation.partials]
     return " & ".join(cells) + r" \\"
 

@@ -8,8 +8,8 @@ from typing import Any
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from .._mathtext import positive_first
-from .._numbers import number
+from .._mathtext import checking_digits, positive_first
+from .._numbers import DIGITS, number
 from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
 from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 
@@ -108,14 +108,15 @@ class _Printer(LatexPrinter):
 class _ValuePrinter(_Printer):
     """Prints each symbol as its value, so a formula shows the numbers substituted."""
 
-    def __init__(self, values: Mapping[str, float]) -> None:
+    def __init__(self, values: Mapping[str, float], digits: int = DIGITS) -> None:
         # With numbers in place of symbols every product needs its dot: 2 · 3 · (…).
         super().__init__({"mul_symbol": "dot"})
         self.values = values
+        self.digits = digits
 
     def _print_Symbol(self, expr: sympy.Symbol, style: str = "plain") -> str:
         if expr.name in self.values:
-            text = number(self.values[expr.name])
+            text = number(self.values[expr.name], self.digits)
             return rf"\left({text}\right)" if text.startswith("-") else text
         return super()._print_Symbol(expr, style)
 
@@ -125,14 +126,14 @@ def math(expr: sympy.Basic) -> str:
     return _Printer().doprint(expr)
 
 
-def substituted(expr: sympy.Basic, values: Mapping[str, float]) -> str:
+def substituted(expr: sympy.Basic, values: Mapping[str, float], digits: int = DIGITS) -> str:
     r"""Return the LaTeX of ``expr`` with every symbol in ``values`` replaced by its number.
 
     >>> w, x, y = sympy.symbols("w x y", real=True)
     >>> substituted(2*x*(w*x - y), {"w": 0.5, "x": 3.0, "y": 6.0})
     '2 \\cdot 3 \\cdot \\left(0.5 \\cdot 3 - 6\\right)'
     """
-    return _ValuePrinter(values).doprint(expr)
+    return _ValuePrinter(values, digits).doprint(expr)
 
 
 def partial_symbol(symbol: str, mean: bool = False) -> str:
@@ -167,20 +168,50 @@ def gradient_line(
     lhs = partial_symbol(partial.symbol)
     chain = [partial_result(partial, problem)]
     if partial.result.free_symbols and not problem.rows:
-        chain.append(substituted(partial.result, values))
+        digits = checking_digits(partial.result, values, number(symbolic))
+        chain.append(substituted(partial.result, values, digits))
     chain = [c for c in chain if c != number(symbolic)]
     return " = ".join([lhs, *chain, number(symbolic)])
 
 
-def update_line(symbol: str, update: Update, rate: float) -> str:
+def update_line(symbol: str, update: Update, rate: float, dtype: str = "float64") -> str:
     r"""Return ``w \leftarrow 0.5 - 0.01\cdot(-27) = 0.77`` for one update."""
-    g = number(update.autodiff[symbol])
+    old, g, new = update_numbers(symbol, update, rate, dtype)
+    value, _, note = new.partition(" (")
+    if note:
+        new = rf"{value}\ \text{{({escape(note)}}}"
     g = rf"\left({g}\right)" if g.startswith("-") else g
     name = sympy.latex(sympy.Symbol(symbol))
-    return (
-        rf"{name} \leftarrow {number(update.values[symbol])} - {number(rate)}\cdot {g}"
-        rf" = {number(update.updated[symbol])}"
-    )
+    return rf"{name} \leftarrow {old} - {number(rate)}\cdot {g} = {new}"
+
+
+def update_numbers(
+    symbol: str, update: Update, rate: float, dtype: str = "float64"
+) -> tuple[str, str, str]:
+    """Return the old value, the gradient and the new value as printed in an update line.
+
+    The new value gets the digits that show it differs from the old one; the
+    old value and the gradient those that make old − η·g, redone on the
+    printed numbers, print as the new value. When the run's rounding to
+    ``dtype`` is as large as those digits, the new value says so and gives the
+    exact result of the printed numbers beside it.
+    """
+    old, g, new = update.values[symbol], update.autodiff[symbol], update.updated[symbol]
+    # The new value gets the digits that show it moved (11.94295, not 11.94, after 11.94).
+    least = DIGITS
+    while least < 17 and new != old and number(new, least) == number(old, least):
+        least += 1
+    shown = number(new, least)
+    eta = float(number(rate))
+    for digits in range(least, 18):
+        a, b = number(old, digits), number(g, digits)
+        if number(float(a) - eta * float(b), least) == shown:
+            return a, b, shown
+    # The dtype's rounding of the new value is as large as the digits that show it moved:
+    # give the exact result of the printed numbers, and say that the run rounded it.
+    a, b = number(old, least + 2), number(g, least + 2)
+    exact = number(float(a) - eta * float(b), least + 2)
+    return a, b, f"{shown} ({dtype} rounding of {exact})"
 
 
 def step_lines(step: Step, depth: int = 0) -> list[str]:
@@ -220,7 +251,7 @@ def trajectory(traj: Trajectory) -> str:
         for partial in traj.derivation.partials:
             values = {**problem.constants, **update.values}
             lines.append(gradient_line(partial, problem, values, update.symbolic[partial.symbol]))
-            lines.append(update_line(partial.symbol, update, traj.learning_rate))
+            lines.append(update_line(partial.symbol, update, traj.learning_rate, problem.dtype))
         out.append(f"% update {update.step}: loss {number(update.loss)}")
         out.append("\\begin{gather*}\n" + " \\\\\n".join(lines) + "\n\\end{gather*}")
     if traj.final_loss is not None:

@@ -7,7 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .._numbers import clean, number
+from .._numbers import clean, side_by_side
 from ..model import Derivation, Trajectory
 from . import text
 
@@ -35,8 +35,7 @@ def _table(traj: Trajectory) -> Table:
             s = p.symbol
             row += [
                 f"{u.values[s]:.2f}",
-                number(u.symbolic[s], 8),
-                number(u.autodiff[s], 8),
+                *side_by_side(u.symbolic[s], u.autodiff[s], traj.problem.dtype),
                 f"{u.updated[s]:.2f}",
             ]
         table.add_row(*row)

@@ -7,8 +7,8 @@ from typing import Any
 
 import sympy
 
-from .._mathtext import unicode
-from .._numbers import clean, exact, number
+from .._mathtext import checking_digits, unicode
+from .._numbers import clean, number, side_by_side
 from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
 from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 from . import latex
@@ -185,12 +185,13 @@ def _gradient_lines(
     rows = traj.problem.rows
     chain = [closed_form(partial, rows, tuple(traj.problem.data))]
     if partial.result.free_symbols and not rows:
-        chain.append(unicode(partial.result, values))
+        digits = checking_digits(partial.result, values, number(symbolic))
+        chain.append(unicode(partial.result, values, digits))
     chain = [c for c in chain if c != number(symbolic)]
+    sympy_shown, tf_shown = side_by_side(symbolic, autodiff, traj.problem.dtype)
     return [
         f"  {partial_label(partial.symbol)} = {' = '.join([*chain, number(symbolic)])}",
-        f"    SymPy {exact(symbolic)}   TF {exact(autodiff, traj.problem.dtype)}   "
-        f"difference {number(autodiff - symbolic, 3)}",
+        f"    SymPy {sympy_shown}   TF {tf_shown}   TF − SymPy {number(autodiff - symbolic, 3)}",
         f"    LaTeX: {latex.gradient_line(partial, traj.problem, values, symbolic)}",
     ]
 
@@ -202,13 +203,11 @@ def update_block(traj: Trajectory, update: Update) -> list[str]:
     for partial in traj.derivation.partials:
         s = partial.symbol
         lines += _gradient_lines(traj, partial, values, update.symbolic[s], update.autodiff[s])
-        g = number(update.autodiff[s])
+        old, g, new = latex.update_numbers(s, update, traj.learning_rate, traj.problem.dtype)
         g = f"({g})" if g.startswith("-") else g
-        lines.append(
-            f"  {s} ← {number(update.values[s])} − {number(traj.learning_rate)}·{g}"
-            f" = {number(update.updated[s])}"
-        )
-        lines.append(f"    LaTeX: {latex.update_line(s, update, traj.learning_rate)}")
+        lines.append(f"  {s} ← {old} − {number(traj.learning_rate)}·{g} = {new}")
+        shown = latex.update_line(s, update, traj.learning_rate, traj.problem.dtype)
+        lines.append(f"    LaTeX: {shown}")
     return lines
 
 
