@@ -76,12 +76,30 @@ class Step:
 
 @dataclass(frozen=True)
 class Partial:
-    """∂L/∂symbol: the derivative to take, the steps, and the simplified result."""
+    """∂L/∂symbol: the derivative to take, the steps, and the simplified result.
+
+    With data rows, ``result`` is the per-row partial (in the columns' names)
+    and ``rows`` their count; :attr:`mean` is then ∂L/∂symbol itself.
+    """
 
     symbol: str
     derivative: sympy.Expr
     result: sympy.Expr
     steps: tuple[Step, ...] = ()
+    rows: int = 0
+    data: tuple[str, ...] = ()
+
+    @property
+    def mean(self) -> sympy.Expr:
+        """Return ∂L/∂symbol: ``result`` itself, or its mean (1/n)·Σᵢ over the rows, with
+        each data column ``x`` written as the row's ``x_i``."""
+        if not self.rows:
+            return self.result
+        i = sympy.Symbol("i", integer=True, positive=True)
+        indexed = self.result.xreplace(
+            {make_symbol(n): sympy.Symbol(f"{n}_i", real=True) for n in self.data}
+        )
+        return sympy.Sum(indexed, (i, 1, self.rows)) / self.rows
 
 
 @dataclass(frozen=True)
