@@ -318,7 +318,8 @@ def analysis_items(deriv: Derivation) -> list[str]:
             formula = a.fixed_point_formula.get(n) if a.fixed_point_formula else None
             shown = f"{math(formula)} = " if formula is not None and formula.free_symbols else ""
             s = math(sympy.Symbol(n))
-            items.append(rf"Fixed point: ${s}^* = {shown}{number(a.fixed_point[n])}$.")
+            label = "The minimiser nearest the start" if a.flat else "Fixed point"
+            items.append(rf"{label}: ${s}^* = {shown}{number(a.fixed_point[n])}$.")
     if a.fixed_point is not None and len(names) == 1 and a.iteration is not None:
         s = math(sympy.Symbol(names[0]))
         factor = "1 - " + math(sympy.Symbol("eta") * a.hessian[0, 0])

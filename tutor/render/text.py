@@ -90,7 +90,8 @@ def analysis_lines(deriv: Derivation) -> list[str]:
         for s in names:
             formula = a.fixed_point_formula[s] if a.fixed_point_formula else None
             shown = f"{unicode(formula)} = " if formula is not None and formula.free_symbols else ""
-            lines.append(f"  fixed point: {s}* = {shown}{number(a.fixed_point[s])}")
+            label = "the minimiser nearest the start" if a.flat else "fixed point"
+            lines.append(f"  {label}: {s}* = {shown}{number(a.fixed_point[s])}")
     if a.fixed_point is not None and len(names) == 1 and a.iteration is not None:
         s = names[0]
         factor = f"1 − {unicode(sympy.Symbol('eta') * a.hessian[0, 0])}"
