@@ -428,7 +428,8 @@ def _steps_needed(
         if hits.size:
             return done + int(hits[0]), measure
         done += chunk
-        chunk = min(chunk * 4, 262_144)
+        # At most about 4 million numbers (32 MB) at a time, however many parameters.
+        chunk = min(chunk * 4, max(1024, 4_000_000 // len(eig)))
     return None, measure
 
 

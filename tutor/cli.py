@@ -451,7 +451,8 @@ def _step_through(traj: Any, rich: bool) -> None:
             _write("Stopped.\n")
             return
         run_all = key == "a"
-    _write(text.summary(traj) + "\n")
+    end = text.end_curvature(traj)
+    _write((end + "\n" if end else "") + text.summary(traj) + "\n")
 
 
 def _ask() -> str:
