@@ -323,3 +323,167 @@ def function_arguments(low: float, high: float, width: int) -> st.SearchStrategy
         allow_infinity=False,
         allow_subnormal=False,
     )
+
+
+# Quadratic losses of every Hessian class (tutor.analysis).
+
+#: The parameter names of generated quadratics, by count.
+QUADRATIC_NAMES = {1: ("w",), 2: ("u", "v"), 3: ("u", "v", "w")}
+
+#: Sign patterns of the diagonal D in H = QᵀDQ, by Hessian class and size.
+HESSIAN_SIGNS = {
+    "positive definite": {1: ["+"], 2: ["++"], 3: ["+++"]},
+    "positive semidefinite and singular": {2: ["+0"], 3: ["++0", "+00"]},
+    "indefinite": {2: ["+-"], 3: ["++-", "+--", "+-0"]},
+    "negative definite": {1: ["-"], 2: ["--"], 3: ["---"]},
+    "negative semidefinite and singular": {2: ["-0"], 3: ["--0", "-00"]},
+    "zero": {1: ["0"]},
+}
+
+
+def _unitriangular(n: int, upper: bool) -> st.SearchStrategy[list[list[int]]]:
+    """An n×n integer matrix with ones on the diagonal, zeros on one side (determinant 1)."""
+    cells = st.lists(st.integers(-2, 2), min_size=n * n, max_size=n * n)
+
+    def build(values: list[int]) -> list[list[int]]:
+        return [
+            [1 if i == j else (values[i * n + j] if (j > i) == upper else 0) for j in range(n)]
+            for i in range(n)
+        ]
+
+    return cells.map(build)
+
+
+def _congruent(d: list[int], upper: list[list[int]], lower: list[list[int]]) -> list[list[int]]:
+    """H = QᵀDQ with Q = upper·lower: integer, with D's count of +, − and 0 eigenvalues.
+
+    Q has determinant 1, so by Sylvester's law of inertia H has exactly as many
+    positive, negative and zero eigenvalues as the diagonal D.
+    """
+    n = len(d)
+    q = [[sum(upper[i][k] * lower[k][j] for k in range(n)) for j in range(n)] for i in range(n)]
+    return [[sum(q[k][i] * d[k] * q[k][j] for k in range(n)) for j in range(n)] for i in range(n)]
+
+
+def hessians(kind: str, n: int) -> st.SearchStrategy[list[list[int]]]:
+    """An integer symmetric n×n matrix whose class is ``kind`` (see :data:`HESSIAN_SIGNS`)."""
+    magnitude = st.integers(1, 6)
+
+    def diagonal(signs: str) -> st.SearchStrategy[list[int]]:
+        parts = [
+            st.just(0) if s == "0" else magnitude.map(lambda m, s=s: m if s == "+" else -m)
+            for s in signs
+        ]
+        return st.tuples(*parts).map(list)
+
+    d = st.sampled_from(HESSIAN_SIGNS[kind][n]).flatmap(diagonal).flatmap(st.permutations)
+    return st.builds(_congruent, d, _unitriangular(n, True), _unitriangular(n, False))
+
+
+def quadratic_source(h: list[list[int]], b: list[int], start: list[int], rate: str, dtype: str):
+    """The problem file of L = ½θᵀHθ − bᵀθ over :data:`QUADRATIC_NAMES`, or None when a
+    parameter would not appear in the loss (a file must use every symbol it sets)."""
+    n = len(h)
+    names = QUADRATIC_NAMES[n]
+    terms = []
+    for i in range(n):
+        if h[i][i]:
+            terms.append(f"{h[i][i] / 2!r}*{names[i]}**2")
+        for j in range(i + 1, n):
+            if h[i][j]:
+                terms.append(f"{h[i][j]}*{names[i]}*{names[j]}")
+        if b[i]:
+            terms.append(f"{-b[i]}*{names[i]}")
+    used = {name for name in names if any(name in t for t in terms)}
+    if used != set(names):
+        return None
+    values = "".join(f"{name} = {float(v)!r}\n" for name, v in zip(names, start, strict=True))
+    wrt = ", ".join(f'"{name}"' for name in names)
+    return (
+        f'title = "quadratic"\nloss = "{" + ".join(terms)}"\n[values]\n{values}'
+        f'[descent]\nwrt = [{wrt}]\nlearning_rate = {rate}\nsteps = 40\ndtype = "{dtype}"\n'
+    )
+
+
+def quadratics() -> st.SearchStrategy[dict]:
+    """A quadratic problem of a random Hessian class, size 1–3, rate around 2/λ_max.
+
+    Returns ``{"kind", "h", "b", "start", "rate", "dtype", "source"}``. For a
+    singular H, b is H·t (a line or plane of minimisers) or arbitrary (no
+    minimum); the rate is a 3-digit decimal between 0.05 and 2.5 times 1/λ_max.
+    """
+    import numpy as np
+
+    kinds = st.sampled_from([(k, n) for k, sizes in HESSIAN_SIGNS.items() for n in sizes])
+
+    def complete(kind_n: tuple[str, int]) -> st.SearchStrategy[dict]:
+        kind, n = kind_n
+        ints = st.lists(st.integers(-4, 4), min_size=n, max_size=n)
+
+        def build(h, t, extra, consistent, start, scale, dtype):
+            hb = [sum(h[i][k] * t[k] for k in range(n)) for i in range(n)]
+            b = hb if consistent else [x + e for x, e in zip(hb, extra, strict=True)]
+            top = float(np.max(np.abs(np.linalg.eigvalsh(np.array(h, dtype=float)))))
+            rate = f"{scale / (top or 1.0):.3g}"
+            source = quadratic_source(h, b, start, rate, dtype)
+            return {
+                "kind": kind,
+                "h": h,
+                "b": b,
+                "start": start,
+                "rate": float(rate),
+                "dtype": dtype,
+                "source": source,
+            }
+
+        return st.builds(
+            build,
+            hessians(kind, n),
+            ints,
+            ints,
+            st.booleans(),
+            ints,
+            st.floats(0.05, 2.5),
+            st.sampled_from(("float32", "float64")),
+        ).filter(lambda q: q["source"] is not None)
+
+    return kinds.flatmap(complete)
+
+
+def on_bound_quadratics() -> st.SearchStrategy[dict]:
+    """A diagonal positive (semi)definite quadratic with η exactly 2/λ_max in float32.
+
+    λ_max is a power of two (2, 4 or 8), so 2/λ_max (1, 0.5, 0.25) is exact in
+    every dtype; the other diagonal entries are 0 or smaller integers.
+    """
+
+    def build(top, others, start, dtype):
+        n = 1 + len(others)
+        h = [[0] * n for _ in range(n)]
+        for i, v in enumerate([top, *others]):
+            h[i][i] = v
+        b = [0] * n
+        return {
+            "h": h,
+            "b": b,
+            "start": start[:n],
+            "rate": 2 / top,
+            "dtype": dtype,
+            "source": quadratic_source(h, b, start[:n], repr(2 / top), dtype),
+        }
+
+    def with_top(top: int) -> st.SearchStrategy[dict]:
+        return st.builds(
+            build,
+            st.just(top),
+            st.lists(st.integers(1, top - 1), max_size=2),
+            st.lists(st.integers(-4, 4).filter(bool), min_size=3, max_size=3),
+            st.sampled_from(("float32", "float64")),
+        )
+
+    return st.sampled_from((2, 4, 8)).flatmap(with_top)
+
+
+def variant_seeds() -> st.SearchStrategy[int]:
+    """A seed for ``tutor handout --variants`` (any int the option takes; shrinks towards 0)."""
+    return st.integers(min_value=-(2**31), max_value=2**31 - 1)

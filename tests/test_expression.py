@@ -445,3 +445,14 @@ def test_a_script_that_uses_the_limit_from_a_second_thread_runs_once(tmp_path):
     )
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert out.stdout == "ran\n2*x*(w*x - y)\n", out.stderr
+
+
+def test_a_result_comes_back_from_the_time_limit_exactly_as_it_was_computed():
+    """SymPy re-evaluates an expression rebuilt from a pickle: 2*(b + w*x - y) would come
+    back as 2*b + 2*w*x - 2*y, changing every derivation that went through the child."""
+    b, w, x, y = sympy.symbols("b w x y")
+    expanded = 2 * b + 2 * w * x - 2 * y
+    factored = sympy.factor(expanded)
+    assert isinstance(factored, sympy.Mul) and factored.args[0] == 2
+    back = within_time_limit(sympy.factor, expanded, what="factoring")
+    assert sympy.srepr(back) == sympy.srepr(factored)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -9,8 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import strategies
+from hypothesis import HealthCheck, given, settings
 
 from tutor import load
+from tutor._numbers import number
 from tutor.handout import build
 from tutor.render.latex import escape
 from tutor.variants import draw
@@ -177,3 +181,117 @@ def test_handout_bad_input_exits_2(run_cli, tmp_path, monkeypatch):
         status, out, err = run_cli(*args)
         assert status == 2 and expected in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+# Variants: numbers a student can read, the same file for the same seed, a key that is the
+# tutor's own descent, and the key as JSON Lines.
+
+
+def _key_lines(run_cli, *args: str) -> list[dict]:
+    status, out, err = run_cli("handout", *args, "--format", "json")
+    assert status == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_the_same_seed_writes_the_same_bytes_and_shows_the_numbers(run_cli, tmp_path):
+    outputs = []
+    for name in ("a", "b"):
+        target = tmp_path / f"{name}.tex"
+        args = ["seed-w", "-o", str(target), "--variants", "3", "--seed", "3", "--answers"]
+        status, out, err = run_cli("handout", *args)
+        assert status == 0, err
+        assert out.splitlines() == [f"wrote {target}", f"wrote {tmp_path / f'{name}-key.tex'}"]
+        outputs.append((target.read_bytes(), (tmp_path / f"{name}-key.tex").read_bytes()))
+    assert outputs[0] == outputs[1]
+    sheets, key = (b.decode() for b in outputs[0])
+    assert "built-in method" not in sheets + key
+    for variant in draw(load("seed-w"), 3, 3):
+        shown = ",\\ ".join(f"{n} = {number(v)}" for n, v in variant.problem.values.items())
+        assert f"Starting values: ${shown}$" in sheets
+        assert f"Starting values: ${shown}$" in key
+    assert "Variant 1 of 3" in sheets and "Variant 1 of 3" not in key
+    assert "Answer key" in key
+
+
+@needs_tex
+def test_variant_pdfs_show_each_variants_starting_values_and_the_key_apart(run_cli, tmp_path):
+    target = tmp_path / "v.tex"
+    args = ["seed-w", "-o", str(target), "--variants", "3", "--seed", "3", "--answers", "--pdf"]
+    status, _, err = run_cli("handout", *args)
+    assert status == 0, err
+    sheets = pdf_text(target.with_suffix(".pdf"))
+    key = pdf_text(tmp_path / "v-key.pdf")
+    for variant in draw(load("seed-w"), 3, 3):
+        x = number(variant.problem.values["x"]).replace("-", "−")
+        assert re.search(rf"Starting values: x = {re.escape(x)}, y = ", sheets)
+        assert re.search(rf"Starting values: x = {re.escape(x)}, y = ", key)
+    assert key.count("Variant") == 3 and "Variant 1 of 3" not in key
+
+
+# run_cli reads (and so empties) the captured output on every call: safe to share.
+@given(seed=strategies.variant_seeds())
+@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_json_key_is_what_tutor_step_computes_for_each_variant(run_cli, seed):
+    records = _key_lines(run_cli, "seed-w", "--variants", "2", "--seed", str(seed))
+    assert [r["variant"] for r in records] == [1, 2]
+    for record in records:
+        assert record["format"] == "tutor-key/1"
+        assert record["seed"] == seed and record["problem"] == "seed-w"
+        sets = [f"--set={n}={v!r}" for n, v in record["values"].items()]
+        status, out, _ = run_cli("step", "seed-w", *sets, "--steps", "3", "--format", "json")
+        updates = [json.loads(line) for line in out.splitlines()[:-1]]
+        assert record["updates"] == updates
+        assert record["values"] == updates[0]["values"]
+        assert record["learning_rate"] == load("seed-w").learning_rate
+
+
+def test_the_json_key_goes_to_a_jsonl_file_and_needs_variants(run_cli, refuses, tmp_path):
+    target = tmp_path / "key.jsonl"
+    status, out, _ = run_cli(
+        "handout", "seed-w", "--variants", "2", "--seed", "1", "--format", "json", "-o", str(target)
+    )
+    assert status == 0 and out == f"wrote {target}\n"
+    lines = target.read_text().splitlines()
+    assert [json.loads(li)["variant"] for li in lines] == [1, 2]
+    target.unlink()
+    refuses(["handout", "seed-w", "--format", "json"], "--variants")
+    refuses(["handout", "seed-w", "--variants", "2", "--format", "json", "-o", "k.tex"], ".jsonl")
+    refuses(["handout", "seed-w", "--variants", "2", "--format", "json", "--pdf"], "--pdf")
+
+
+# Data problems: the rows a student needs, and the Hessian of the mean.
+
+
+def test_a_data_handout_shows_its_rows_and_its_mean_hessian(run_cli, tmp_path):
+    """least-squares: H = (1/n) Σ [[2xᵢ², 2xᵢ], [2xᵢ, 2]], computed here with NumPy."""
+    problem = load("least-squares")
+    target = tmp_path / "ls.tex"
+    status, _, err = run_cli("handout", "least-squares", "-o", str(target))
+    assert status == 0, err
+    tex = target.read_text()
+    x, y = (np.array(problem.data[k]) for k in ("x", "y"))
+    assert "The data: 5 rows" in tex
+    for i, (xi, yi) in enumerate(zip(x, y, strict=True), 1):
+        assert f"{i} & {number(xi, 6)} & {number(yi, 6)} \\\\" in tex
+    mean = np.array([[np.mean(2 * x * x), np.mean(2 * x)], [np.mean(2 * x), 2.0]])
+    shown = " \\\\ ".join(" & ".join(number(v) for v in row) for row in mean)
+    assert f"\\begin{{bmatrix}}{shown}\\end{{bmatrix}}" in tex
+
+
+def test_a_long_data_table_is_capped_and_counted(run_cli, tmp_path):
+    from tutor.render.handout import DATA_ROWS
+
+    rows = DATA_ROWS + 70
+    xs = ", ".join(f"{i / 10!r}" for i in range(rows))
+    ys = ", ".join(f"{2 * i / 10 + 1!r}" for i in range(rows))
+    path = tmp_path / "many.toml"
+    path.write_text(
+        f'title = "many"\nloss = "(w*x - y)**2"\n[values]\nw = 0.0\n[data]\nx = [{xs}]\n'
+        f'y = [{ys}]\n[descent]\nwrt = ["w"]\nlearning_rate = 0.01\nsteps = 3\n'
+    )
+    status, _, err = run_cli("handout", str(path), "-o", str(tmp_path / "many.tex"))
+    assert status == 0, err
+    tex = (tmp_path / "many.tex").read_text()
+    assert f"The data: {rows} rows" in tex
+    assert f"{DATA_ROWS} & " in tex and f"{DATA_ROWS + 1} & " not in tex
+    assert "(70 more rows)" in tex

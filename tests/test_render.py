@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 from pathlib import Path
 
+import pytest
 import sympy
 from rich.console import Console
 
@@ -70,3 +72,74 @@ def test_numbers_shown_to_people():
 def test_sparkline_is_log_scaled():
     assert text.sparkline([100.0, 10.0, 1.0]) == "█▅▁"
     assert text.sparkline([]) == ""
+
+
+# Substituted numbers: the arithmetic on the printed numbers gives the printed result.
+
+
+def _arithmetic(text: str) -> float:
+    """Evaluate printed arithmetic (numbers, + − · and parentheses) with a tiny AST walk."""
+    import ast
+    import operator
+    import re
+
+    source = text.replace("·", "*").replace("−", "-")
+    assert re.fullmatch(r"[0-9.e()*+\- ]+", source), text
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+
+    def walk(node):
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](walk(node.left), walk(node.right))
+        raise AssertionError(f"unexpected {ast.dump(node)} in {text}")
+
+    return walk(ast.parse(source, mode="eval"))
+
+
+def _significant(text: str) -> int:
+    digits = text.lstrip("-").split("e")[0].replace(".", "").lstrip("0")
+    return len(digits)
+
+
+@pytest.mark.parametrize("problem", ["seed-w", "seed-x", "ridge", "bowl", "valley", "linear-bias"])
+def test_substituted_numbers_check_by_hand_and_both_gradients_share_a_precision(run_cli, problem):
+    status, out, _ = run_cli("step", problem, "--format", "plain")
+    assert status == 0
+    checked = 0
+    updates = out.split("\nUpdate 1:")[1]  # past the problem's own prose
+    for line in updates.splitlines():
+        line = line.strip()
+        if line.startswith("∂L/∂") and "·" in line:
+            *_, substituted, result = line.split(" = ")
+            assert number(_arithmetic(substituted)) == result, line
+            checked += 1
+        elif " ← " in line and not line.startswith("LaTeX"):
+            rhs, new = line.split(" ← ")[1].rsplit(" = ", 1)
+            new, _, note = new.partition(" (")
+            if note:
+                # The run rounded: the exact result of the printed numbers is given beside it.
+                # The run's value is within two float32 roundings (η·g, then the subtraction)
+                # of it, and is printed to half a unit of its last printed digit.
+                exact = note.removesuffix(")").split(" rounding of ")[1]
+                assert number(_arithmetic(rhs), _significant(exact)) == exact, line
+                value = float(new)
+                half_unit = 0.5 * 10.0 ** (
+                    math.floor(math.log10(abs(value))) - _significant(new) + 1
+                )
+                assert abs(float(exact) - value) <= 2 * 2.0**-23 * abs(value) + half_unit, line
+            else:
+                assert number(_arithmetic(rhs), max(_significant(new), 4)) == new, line
+            checked += 1
+        elif line.startswith("SymPy "):
+            parts = line.split()
+            sym, tf, diff = parts[1], parts[3], parts[-1]
+            assert parts[4:7] == ["TF", "−", "SymPy"]
+            if sym != tf and float(sym) and float(tf):
+                assert _significant(sym) == _significant(tf), line
+                assert (float(tf) - float(sym) > 0) == (float(diff) > 0), line
+    assert checked > 10

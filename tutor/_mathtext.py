@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import sympy
 from sympy.printing.str import StrPrinter
 
-from ._numbers import number
+from ._numbers import DIGITS, number
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _GREEK = {
@@ -31,9 +31,10 @@ def positive_first(terms: list[sympy.Expr]) -> list[sympy.Expr]:
 
 
 class _Printer(StrPrinter):
-    def __init__(self, values: Mapping[str, float] | None = None) -> None:
+    def __init__(self, values: Mapping[str, float] | None = None, digits: int = DIGITS) -> None:
         super().__init__()
         self.values = values or {}
+        self.digits = digits
 
     def _as_ordered_terms(self, expr: sympy.Expr, order: str | None = None) -> list[sympy.Expr]:
         terms = super()._as_ordered_terms(expr, order)
@@ -41,7 +42,7 @@ class _Printer(StrPrinter):
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if expr.name in self.values:
-            text = number(self.values[expr.name])
+            text = number(self.values[expr.name], self.digits)
             return f"({text})" if text.startswith("-") else text
         if expr.name.endswith("_i"):
             return _GREEK.get(expr.name[:-2], expr.name[:-2]) + "ᵢ"
@@ -85,8 +86,12 @@ class _Printer(StrPrinter):
         return f"H({self._print(expr.args[0])})"
 
 
-def unicode(expr: sympy.Basic, values: Mapping[str, float] | None = None) -> str:
+def unicode(
+    expr: sympy.Basic, values: Mapping[str, float] | None = None, digits: int = DIGITS
+) -> str:
     """Return ``expr`` on one line; symbols in ``values`` are shown as their numbers.
+
+    The numbers have ``digits`` significant digits (see :func:`checking_digits`).
 
     >>> w, x, y = sympy.symbols("w x y", real=True)
     >>> unicode(2*x*(w*x - y))
@@ -94,7 +99,7 @@ def unicode(expr: sympy.Basic, values: Mapping[str, float] | None = None) -> str
     >>> unicode(2*x*(w*x - y), {"w": 0.5, "x": 3.0, "y": 6.0})
     '2·3·(0.5·3 − 6)'
     """
-    text = _juxtapose(_Printer(values).doprint(expr), always_dot=bool(values))
+    text = _juxtapose(_Printer(values, digits).doprint(expr), always_dot=bool(values))
     text = text.replace(" - ", " − ").replace("(-", "(−")
     return "−" + text[1:] if text.startswith("-") else text
 
@@ -123,3 +128,28 @@ def _juxtapose(text: str, always_dot: bool = False) -> str:
         tight = left_ok and right_ok and not always_dot
         out.append("" if tight else "·")
     return "".join(out)
+
+
+def checking_digits(expr: sympy.Expr, values: Mapping[str, float], shown: str) -> int:
+    """Return the fewest significant digits (at least 4) that make ``expr = shown`` check.
+
+    With its symbols replaced by the values as printed at that many digits,
+    ``expr`` evaluates to a number that prints as ``shown``: a student who
+    redoes the arithmetic on the printed numbers finds the printed result.
+
+    >>> w, x, y = sympy.symbols("w x y", real=True)
+    >>> checking_digits(2*x*(w*x - y), {"w": 1.96545, "x": 3.0, "y": 6.0}, "-0.6219")
+    6
+    """
+    from .numeric import UnsupportedExpression, evaluate
+
+    used = {s.name for s in expr.free_symbols}
+    for digits in range(DIGITS, 18):
+        printed = {k: float(number(v, digits)) for k, v in values.items() if k in used}
+        try:
+            value = float(evaluate(expr, printed))
+        except (UnsupportedExpression, KeyError, TypeError, ValueError, OverflowError):
+            return DIGITS
+        if number(value) == shown:
+            return digits
+    return 17

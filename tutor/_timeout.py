@@ -105,7 +105,7 @@ def _in_child(
         if not receiver.poll(seconds):
             raise _expired(what, seconds)
         try:
-            return receiver.recv()
+            return _loads(receiver.recv_bytes())
         except EOFError:
             process.join()
             raise _no_result(what, process.exitcode) from None
@@ -184,7 +184,7 @@ def _in_worker(
         if not worker.connection.poll(seconds):
             raise _expired(what, seconds)
         try:
-            return worker.connection.recv()
+            return _loads(worker.connection.recv_bytes())
         except EOFError:
             worker.process.join()
             raise _no_result(what, worker.process.exitcode) from None
@@ -270,7 +270,7 @@ def _outcome(records: bytes, payload: bytes) -> tuple[bool, Any]:
         for record in pickle.loads(records):  # noqa: S301 - written by this process's parent
             if REGISTRY.get(record.name) is not record:
                 register(record)
-        compute, args, kwargs = pickle.loads(payload)  # noqa: S301 - as above
+        compute, args, kwargs = _loads(payload)
     except Exception as exc:  # e.g. a function defined in __main__, which the child lacks
         message = f"internal error: the computation cannot be sent to a child process ({exc})"
         return False, RuntimeError(message)
@@ -285,6 +285,19 @@ def _run(
         return True, compute(*args, **kwargs)
     except Exception as exc:
         return False, exc
+
+
+def _loads(data: bytes) -> Any:
+    """Unpickle ``data`` (written by this process or its child) as the very objects sent.
+
+    SymPy rebuilds an expression by calling its class, which evaluates again:
+    2*(b + wx − y) would come back distributed as 2b + 2wx − 2y. With
+    evaluation off, each object is rebuilt exactly as it was pickled.
+    """
+    from sympy.core.parameters import evaluate
+
+    with evaluate(False):
+        return pickle.loads(data)  # noqa: S301 - written by this process or its child
 
 
 def _send(connection: Connection, outcome: tuple[bool, Any]) -> None:

@@ -194,10 +194,13 @@ def _apply_overrides(
         changes["wrt"] = tuple(dict.fromkeys(wrt))
     if sets:
         values, constants = dict(problem.values), dict(problem.constants)
+        overridden = dict(problem.overridden)
         for name, value in sets.items():
             if name in values:
+                overridden.setdefault(name, values[name])
                 values[name] = value
             elif name in constants:
+                overridden.setdefault(name, constants[name])
                 constants[name] = value
             else:
                 known = ", ".join(sorted([*values, *constants]))
@@ -205,7 +208,7 @@ def _apply_overrides(
                     f"--set {name}=…: '{name}' is not a symbol with a value in {problem.id} "
                     f"(known: {known}); data columns cannot be set"
                 )
-        changes.update(values=values, constants=constants)
+        changes.update(values=values, constants=constants, overridden=overridden)
     options: tuple[tuple[str, object], ...] = (
         ("learning_rate", lr),
         ("steps", steps),
@@ -429,6 +432,15 @@ def step(
     is_flag=True,
     help="Add each problem's computation graph (the backward pass, node by node).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("latex", "json")),
+    default="latex",
+    show_default=True,
+    help="json: the variants' answer key as JSON Lines (needs --variants), "
+    "to standard output or to -o FILE.jsonl.",
+)
 def handout(
     problems: tuple[str, ...],
     output: str | None,
@@ -438,8 +450,13 @@ def handout(
     answers: bool,
     template: str | None,
     graph: bool,
+    fmt: str,
 ) -> None:
-    """Write a LaTeX handout of PROBLEM(s); with --pdf, build the PDF too."""
+    """Write a LaTeX handout of PROBLEM(s); with --pdf, build the PDF too.
+
+    With --answers the key is also written alone to FILE-key.tex (and its PDF),
+    so that the students' sheets can be printed without it.
+    """
     from pathlib import Path
 
     from ._files import build_pdf, check_target, write_atomic
@@ -458,6 +475,9 @@ def handout(
         raise UsageError(
             "--graph adds a section to the worked handout; it does not go with --variants"
         )
+    if fmt == "json":
+        _handout_key(problems, output, pdf, variants, seed, template)
+        return
     loaded = [load(p) for p in problems]
     source = template_source(template)
     target = Path(output or f"{loaded[0].id}.tex")
@@ -473,11 +493,60 @@ def handout(
         loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers, graph=graph
     )
     tex = render(document, source)
+    key_target = target.with_name(f"{target.stem}-key.tex")
+    key = render(document, source, key_only=True) if answers else None
     write_atomic(target, tex.encode("utf-8"))
     _write(f"wrote {target}\n")
+    if key is not None:
+        write_atomic(key_target, key.encode("utf-8"))
+        _write(f"wrote {key_target}\n")
     if pdf:
         build_pdf(tex, target.with_suffix(".pdf"))
         _write(f"wrote {target.with_suffix('.pdf')}\n")
+        if key is not None:
+            build_pdf(key, key_target.with_suffix(".pdf"))
+            _write(f"wrote {key_target.with_suffix('.pdf')}\n")
+
+
+def _handout_key(
+    problems: tuple[str, ...],
+    output: str | None,
+    pdf: bool,
+    variants: int,
+    seed: int,
+    template: str | None,
+) -> None:
+    """Print (or write to -o FILE.jsonl) the answer key of the variants as JSON Lines."""
+    from pathlib import Path
+
+    if not variants:
+        raise UsageError(
+            "--format json prints the answer key of the variants; add --variants N (and --seed S)"
+        )
+    for flag, given in (("--pdf", pdf), ("--template", template is not None)):
+        if given:
+            raise UsageError(f"--format json writes JSON Lines; {flag} is for the LaTeX handout")
+    target = Path(output) if output else None
+    if target is not None and target.suffix != ".jsonl":
+        raise UsageError(f"-o {target}: give a file name ending in .jsonl with --format json")
+    if target is not None:
+        from ._files import check_target
+
+        check_target(target)
+    loaded = [load(p) for p in problems]
+    from .autodiff import TensorFlowBackend
+    from .handout import build
+    from .render.jsonl import answer_key
+
+    document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=True)
+    lines = answer_key(document.exercises)
+    if target is None:
+        _write(lines)
+        return
+    from ._files import write_atomic
+
+    write_atomic(target, lines.encode("utf-8"))
+    _write(f"wrote {target}\n")
 
 
 def _json_run(derivation: Derivation, backend: Any) -> Trajectory:
@@ -540,7 +609,8 @@ def _step_through(traj: Any, rich: bool) -> None:
             _write("Stopped.\n")
             return
         run_all = key == "a"
-    _write(text.summary(traj) + "\n")
+    end = text.end_curvature(traj)
+    _write((end + "\n" if end else "") + text.summary(traj) + "\n")
 
 
 #: Keys read but not yet acted on: keys typed quickly arrive in one read.

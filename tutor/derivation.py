@@ -6,7 +6,8 @@
 
 With ``[data]``, the loss is the mean over rows of the per-row loss, so each
 partial is the mean over rows of the per-row partial; ``Partial.result`` holds
-the per-row partial and renderers show the mean around it.
+the per-row partial, ``Partial.mean`` the partial itself, and renderers show
+the mean around it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def derive(problem: Problem, wrt: Sequence[str] | None = None) -> Derivation:
                 derivative=sympy.Derivative(problem.loss, symbol),
                 result=result,
                 steps=steps,
+                rows=problem.rows,
+                data=tuple(problem.data),
             )
         )
     return Derivation(problem=problem, partials=tuple(partials), analysis=analyse(problem, symbols))

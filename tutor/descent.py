@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .analysis import curvature, status_reason
 from .model import Columns, Derivation, Point, Problem, Trajectory
 from .numeric import evaluate
 
@@ -125,8 +126,10 @@ def descend(
                 status, reason = ended, why
                 break
     columns = Columns.concat(kept, names, problem.wrt)
-    if status == "completed":
-        status, reason = _diverging(derivation, columns.loss) or (status, reason)
+    if status in ("completed", "converged") and taken:
+        status, reason = _diverging(derivation, columns.loss, status) or (status, reason)
+    final = final_values(start.values, columns)
+    final_loss = backend.gradient(problem, final)[0] if taken else start_loss
     return Trajectory(
         derivation=derivation,
         learning_rate=problem.learning_rate,
@@ -134,8 +137,29 @@ def descend(
         columns=columns,
         status=status,
         reason=reason,
-        final_loss=float(columns.loss[-1]) if taken else None,
+        final_loss=float(final_loss),
+        end_curvature=_end_curvature(derivation, final, status) if taken else None,
     )
+
+
+def final_values(start: Mapping[str, float], columns: Columns) -> dict[str, float]:
+    """Return every value after the last update (the start when no update was taken)."""
+    if not len(columns):
+        return dict(start)
+    return {
+        **dict(zip(columns.names, columns.values[-1].tolist(), strict=True)),
+        **dict(zip(columns.wrt, columns.updated[-1].tolist(), strict=True)),
+    }
+
+
+def _end_curvature(derivation: Derivation, final: Mapping[str, float], status: str) -> Any:
+    """Return the curvature at the final values of a run that settled on a non-quadratic loss."""
+    analysis = derivation.analysis
+    if analysis is None or analysis.start is None or status not in ("converged", "completed"):
+        return None
+    if not all(math.isfinite(v) for v in final.values()):
+        return None
+    return curvature(derivation.problem, derivation.problem.wrt, analysis.hessian, final)
 
 
 def _stop(derivation: Derivation, columns: Columns, taken: int) -> tuple[int, str, str]:
@@ -185,24 +209,25 @@ def _non_finite(columns: Columns, row: int) -> str:
 
 def _bound_note(derivation: Derivation) -> str:
     analysis = derivation.analysis
-    if analysis is None or analysis.lr_bound is None:
+    if analysis is None or not analysis.diverging:
         return ""
-    return (
-        f"; the learning rate {derivation.problem.learning_rate:g} is above the bound "
-        f"{analysis.lr_bound:.4g} derived for this loss, try {analysis.suggested_lr:.4g}"
-    )
+    return "; " + status_reason(analysis, derivation.problem)
 
 
-def _diverging(derivation: Derivation, losses: Any) -> tuple[str, str] | None:
-    """Return ("diverging", why) when the rate is above the derived bound or the loss grows."""
+def _diverging(derivation: Derivation, losses: Any, status: str) -> tuple[str, str] | None:
+    """Return ("diverging", why) when theory says the iterates do not settle, or the loss grows.
+
+    On a quadratic (or linear) loss theory decides: a rate above the bound, a
+    saddle, a maximum or a loss unbounded below is diverging whatever the
+    values did; a rate on or below the bound is not. Elsewhere the loss
+    growing over the last updates flags it.
+    """
     analysis = derivation.analysis
-    rate = derivation.problem.learning_rate
-    if analysis is not None and analysis.lr_bound is not None and rate >= analysis.lr_bound:
-        return "diverging", (
-            f"the learning rate {rate:g} is at or above the bound 2/λ_max = "
-            f"{analysis.lr_bound:.4g} derived for this loss; try {analysis.suggested_lr:.4g}"
-        )
-    if _growing(losses):
+    if analysis is not None and analysis.outcome:
+        if analysis.diverging:
+            return "diverging", status_reason(analysis, derivation.problem)
+        return None
+    if status == "completed" and _growing(losses):
         return "diverging", f"the loss grew over the last {GROWTH_RUN} updates"
     return None
 

@@ -24,7 +24,8 @@ class Problem:
 
     ``values`` hold a starting value for every symbol that is not a data column
     or a constant; ``data`` columns all have the same length; the loss is the
-    mean over the rows when ``data`` is not empty.
+    mean over the rows when ``data`` is not empty. ``overridden`` holds the
+    file's own value of each value or constant changed since (``--set``).
     """
 
     id: str
@@ -44,6 +45,7 @@ class Problem:
     data: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     verify: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str = ""
+    overridden: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -74,12 +76,30 @@ class Step:
 
 @dataclass(frozen=True)
 class Partial:
-    """∂L/∂symbol: the derivative to take, the steps, and the simplified result."""
+    """∂L/∂symbol: the derivative to take, the steps, and the simplified result.
+
+    With data rows, ``result`` is the per-row partial (in the columns' names)
+    and ``rows`` their count; :attr:`mean` is then ∂L/∂symbol itself.
+    """
 
     symbol: str
     derivative: sympy.Expr
     result: sympy.Expr
     steps: tuple[Step, ...] = ()
+    rows: int = 0
+    data: tuple[str, ...] = ()
+
+    @property
+    def mean(self) -> sympy.Expr:
+        """Return ∂L/∂symbol: ``result`` itself, or its mean (1/n)·Σᵢ over the rows, with
+        each data column ``x`` written as the row's ``x_i``."""
+        if not self.rows:
+            return self.result
+        i = sympy.Symbol("i", integer=True, positive=True)
+        indexed = self.result.xreplace(
+            {make_symbol(n): sympy.Symbol(f"{n}_i", real=True) for n in self.data}
+        )
+        return sympy.Sum(indexed, (i, 1, self.rows)) / self.rows
 
 
 @dataclass(frozen=True)
@@ -250,7 +270,10 @@ class Trajectory:
     """A run of gradient descent and how it ended.
 
     The numbers are kept in ``columns``; ``updates`` gives them one object per
-    update, built on first use.
+    update, built on first use. ``final_loss`` is the loss at the values after
+    the last update (at the start when none was taken); ``end_curvature`` is
+    a :class:`tutor.analysis.Curvature` at those values when the loss is not
+    quadratic and the run settled.
     """
 
     derivation: Derivation
@@ -260,6 +283,7 @@ class Trajectory:
     status: str
     reason: str = ""
     final_loss: float | None = None
+    end_curvature: Any = None
 
     @property
     def problem(self) -> Problem:

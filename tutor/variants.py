@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import analyse
+from .analysis import CONVERGES, analyse
 from .errors import UsageError
 from .model import Problem
 from .numeric import evaluate
@@ -80,12 +80,9 @@ def _convergent_draw(problem: Problem, rng: random.Random) -> Problem:
 def converges(problem: Problem) -> bool:
     """Return whether the descent of ``problem`` converges (decided by theory when it can)."""
     analysis = analyse(problem)
-    if analysis.applies:
-        return (
-            analysis.contraction is not None
-            and analysis.contraction < 1
-            and (analysis.fixed_point is not None)
-        )
+    if analysis.outcome:
+        # Also at the rate as written: a student computes with 0.01, not float32(0.01).
+        return analysis.outcome == CONVERGES and (analysis.contraction or 0) < 1
     return _trial_run_descends(problem)
 
 

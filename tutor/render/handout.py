@@ -6,13 +6,13 @@ import math
 from importlib import resources
 from typing import Any
 
-from .._numbers import number
+from .._numbers import number, side_by_side
 from ..errors import UsageError
 from ..handout import Exercise, Handout, Worked
 from ..model import Derivation, Trajectory
 from . import latex
 from .code import update_code
-from .text import summary
+from .text import end_curvature, summary
 
 #: Rows of the update table shown in full; longer runs show the first and last rows.
 TABLE_ROWS = 40
@@ -30,8 +30,12 @@ def template_source(path: str | None = None) -> str:
         raise UsageError(f"--template {path}: cannot read it ({exc}); give a UTF-8 file") from None
 
 
-def render(handout: Handout, template: str | None = None) -> str:
-    """Return the LaTeX document of ``handout`` rendered with ``template`` (source text)."""
+def render(handout: Handout, template: str | None = None, *, key_only: bool = False) -> str:
+    """Return the LaTeX document of ``handout`` rendered with ``template`` (source text).
+
+    With ``key_only``, the document holds the answer key alone (a file to keep
+    apart from the students' sheets).
+    """
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -50,21 +54,24 @@ def render(handout: Handout, template: str | None = None) -> str:
     )
     try:
         compiled = env.from_string(template if template is not None else template_source())
-        return compiled.render(doc=context(handout))
+        return compiled.render(doc=context(handout, key_only=key_only))
     except jinja2.TemplateError as exc:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""
         raise UsageError(f"the handout template{where}: {exc}; fix the template") from None
 
 
-def context(handout: Handout) -> dict[str, Any]:
+def context(handout: Handout, *, key_only: bool = False) -> dict[str, Any]:
     """Return the values the template sees, every one of them LaTeX already."""
     titles = [w.derivation.problem.title for w in handout.worked]
-    if handout.exercises:
+    if key_only:
+        title = f"Gradient descent exercises (seed {handout.seed}): answer key"
+    elif handout.exercises:
         title = f"Gradient descent exercises (seed {handout.seed})"
     else:
         title = latex.escape(titles[0]) if len(titles) == 1 else "Gradient descent"
-    exercises = [_exercise(e, len(handout.exercises)) for e in handout.exercises]
+    shown = () if key_only else handout.exercises
+    exercises = [_exercise(e, len(handout.exercises)) for e in shown]
     key = [_key(e) for e in handout.exercises if e.key is not None] if handout.answers else []
     return {
         "title": title,
@@ -107,6 +114,7 @@ def _worked(w: Worked) -> dict[str, Any]:
         "summary": _prose(problem.summary),
         "loss": latex.math(problem.loss),
         "loss_note": _loss_note(w.derivation),
+        "data": data_table(problem),
         "partials": _partials(w.derivation),
         "update_rule": latex.update_rule(w.derivation),
         "analysis": latex.analysis_items(w.derivation),
@@ -114,6 +122,7 @@ def _worked(w: Worked) -> dict[str, Any]:
         "plot": _plot(traj),
         "plot_mode": _plot_mode(traj),
         "outcome": latex.escape(summary(traj)),
+        "end": latex.escape(end_curvature(traj)) + "." if traj.end_curvature else "",
         "code": update_code(problem),
         "graph": _graph(w),
     }
@@ -126,6 +135,42 @@ def _graph(w: Worked) -> str:
     from .graph import latex as graph_latex
 
     return graph_latex(w.graph)
+
+
+#: Data rows shown in a handout's table; more are counted, not shown.
+DATA_ROWS = 30
+
+
+def data_table(problem: Any) -> str:
+    """Return the data rows as a booktabs table (the first :data:`DATA_ROWS`), with their count."""
+    if not problem.rows:
+        return ""
+    names = list(problem.data)
+    head = ["$i$", *(f"${latex.math(problem.symbol(n))}_i$" for n in names)]
+    shown = min(problem.rows, DATA_ROWS)
+    rows = [
+        " & ".join([str(i + 1), *(number(problem.data[n][i], 6) for n in names)]) + r" \\"
+        for i in range(shown)
+    ]
+    if shown < problem.rows:
+        rows.append(
+            rf"\multicolumn{{{len(head)}}}{{c}}{{$\vdots$ ({problem.rows - shown} more rows)}} \\"
+        )
+    count = "row" if problem.rows == 1 else "rows"
+    return "\n".join(
+        [
+            rf"The data: {problem.rows} {count}, $i = 1, \dots, {problem.rows}$.",
+            r"\begin{center}\small",
+            rf"\begin{{tabular}}{{{'r' * len(head)}}}",
+            r"\toprule",
+            " & ".join(head) + r" \\",
+            r"\midrule",
+            *rows,
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\end{center}",
+        ]
+    )
 
 
 def _values(problem: Any) -> str:
@@ -143,7 +188,7 @@ def _exercise(e: Exercise, total: int) -> dict[str, Any]:
         "summary": "",
         "loss": latex.math(problem.loss),
         "loss_note": _loss_note(e.derivation),
-        "values": _values(problem),
+        "start": _values(problem),
         "rate": number(problem.learning_rate),
         "partials_asked": partials,
         "updates_asked": min(3, problem.steps) or 1,
@@ -156,7 +201,7 @@ def _key(e: Exercise) -> dict[str, Any]:
     return {
         "heading": f"Variant {e.variant.number} (seed {e.variant.seed}): "
         f"{latex.escape(problem.title)}",
-        "values": _values(problem),
+        "start": _values(problem),
         "rate": number(problem.learning_rate),
         "partials": _partials(e.derivation),
         "analysis": latex.analysis_items(e.derivation),
@@ -171,7 +216,8 @@ def _row(traj: Trajectory, k: int) -> str:
         cells.append(f"{update.values[p.symbol]:.2f}")
     cells.append(_fixed(update.loss))
     for p in traj.derivation.partials:
-        cells += [number(update.symbolic[p.symbol], 6), number(update.autodiff[p.symbol], 6)]
+        s = p.symbol
+        cells += side_by_side(update.symbolic[s], update.autodiff[s], traj.problem.dtype)
     cells += [f"{update.updated[p.symbol]:.2f}" for p in traj.derivation.partials]
     return " & ".join(cells) + r" \\"
 

@@ -15,6 +15,8 @@ import numpy as np
 
 from .._clean import escape_for_json
 from .._mathtext import unicode
+from ..analysis import describe_rate
+from ..descent import final_values
 from ..model import Columns, Derivation, Step, Trajectory, Update, same_bits
 from . import latex
 
@@ -120,14 +122,8 @@ def summary(traj: Trajectory) -> str:
     """Return the last line of :func:`trajectory`: how the run went, where it started and ended."""
     columns = traj.columns
     start = traj.start
-    final = (
-        {
-            **dict(zip(columns.names, columns.values[-1].tolist(), strict=True)),
-            **dict(zip(columns.wrt, columns.updated[-1].tolist(), strict=True)),
-        }
-        if len(columns)
-        else start.values
-    )
+    final = final_values(start.values, columns)
+    current = {**traj.problem.constants, **traj.problem.values}
     out = {
         "problem": traj.problem.id,
         "status": traj.status,
@@ -138,6 +134,10 @@ def summary(traj: Trajectory) -> str:
         "variables": traj.problem.variables,
         "final_loss": None if traj.final_loss is None else _num(traj.final_loss),
         "final_values": _nums(final),
+        "overridden": {
+            n: {"value": _num(current[n]), "file": _num(v)}
+            for n, v in traj.problem.overridden.items()
+        },
         "start": {
             "values": _nums(start.values),
             "loss": _num(start.loss),
@@ -147,6 +147,7 @@ def summary(traj: Trajectory) -> str:
             },
         },
         "analysis": analysis(traj.derivation),
+        "curvature_at_end": None if traj.end_curvature is None else curvature(traj.end_curvature),
     }
     return _dump({"summary": out})
 
@@ -174,16 +175,42 @@ def analysis(deriv: Derivation) -> dict[str, Any] | None:
         "reason": a.reason,
         "eigenvalues": [_num(v) for v in a.eigenvalues],
     }
+    if a.kind:
+        out.update(
+            hessian_class=a.kind,
+            outcome=a.outcome,
+            learning_rate_in_dtype=a.rate,
+            description=describe_rate(a, deriv.problem),
+        )
+    if a.matrix is not None:
+        out["hessian"] = [[_num(v) for v in row] for row in a.matrix]
+        if deriv.problem.rows:
+            out["hessian_is_mean_over_rows"] = deriv.problem.rows
     if a.applies:
         out.update(
             fixed_point=None if a.fixed_point is None else _nums(a.fixed_point),
             lr_bound=a.lr_bound,
             lr_bound_formula=None if a.lr_bound_formula is None else str(a.lr_bound_formula),
             contraction=a.contraction,
+            condition_number=a.condition,
             suggested_lr=a.suggested_lr,
             steps_to_tolerance=a.steps_to_tolerance,
+            steps_to_tolerance_measures=a.tolerance_kind or None,
         )
+    if a.start is not None:
+        out["curvature_at_start"] = curvature(a.start)
     return out
+
+
+def curvature(c: Any) -> dict[str, Any]:
+    """Return a :class:`tutor.analysis.Curvature` as JSON."""
+    return {
+        "eigenvalues": [_num(v) for v in c.eigenvalues],
+        "hessian_class": c.kind or None,
+        "lr_bound": c.lr_bound,
+        "kink_here": c.kink or None,
+        "kinks": list(c.kinks),
+    }
 
 
 def _step(step: Step) -> dict[str, Any]:
@@ -201,18 +228,73 @@ def _step(step: Step) -> dict[str, Any]:
 
 
 def derivation(deriv: Derivation) -> str:
-    """Return ``{"partials": {sym: {"result", "latex", "steps"}}}`` as one JSON document."""
-    rows = deriv.problem.rows
-    partials = {
-        p.symbol: {
+    """Return ``{"partials": {sym: {"result", "latex", "steps"}}, "analysis": {...}}`` as JSON.
+
+    With data rows, ``result`` is the per-row partial (in the columns' names)
+    and ``latex`` the mean over the rows, as they always were; ``per_row`` and
+    ``mean`` give both forms of each, labelled.
+    """
+    problem = deriv.problem
+    rows = problem.rows
+    partials = {}
+    for p in deriv.partials:
+        entry: dict[str, Any] = {
             "result": str(p.result),
-            "latex": latex.partial_result(p, deriv.problem),
+            "latex": latex.partial_result(p, problem),
             "mean_over_rows": rows,
             "steps": [_step(s) for s in p.steps],
         }
-        for p in deriv.partials
+        if rows:
+            indexed = latex.row_indexed(p.result, tuple(problem.data))
+            entry["per_row"] = {"result": str(indexed), "latex": latex.math(indexed)}
+            entry["mean"] = {"result": _mean_text(p.result, problem), "latex": entry["latex"]}
+        partials[p.symbol] = entry
+    document = {
+        "problem": problem.id,
+        "loss": str(problem.loss),
+        "partials": partials,
+        "analysis": analysis(deriv),
     }
-    return (
-        _dump({"problem": deriv.problem.id, "loss": str(deriv.problem.loss), "partials": partials})
-        + "\n"
-    )
+    if rows:
+        document["loss_mean"] = _mean_text(problem.loss, problem)
+    return _dump(document) + "\n"
+
+
+def _mean_text(expr: Any, problem: Any) -> str:
+    """Return ``Sum(f(x_i), (i, 1, n))/n``: the mean over the rows of a per-row expression."""
+    indexed = latex.row_indexed(expr, tuple(problem.data))
+    return f"Sum({indexed}, (i, 1, {problem.rows}))/{problem.rows}"
+
+
+#: The version of the answer key's JSON, so that importers can check what they read.
+KEY_FORMAT = "tutor-key/1"
+
+
+def answer_key(exercises: Any) -> str:
+    """Return one JSON line per variant: its starting values, rate and first updates.
+
+    ``exercises`` are :class:`tutor.handout.Exercise` objects with a key; each
+    update has the keys of ``tutor step --format json``, and ``values`` are the
+    starting values as that first update holds them.
+    """
+    lines = []
+    for e in exercises:
+        problem = e.variant.problem
+        updates = [update(u) for u in e.key.updates]
+        # The values as the run holds them (rounded to its dtype), as step's first update shows.
+        start = updates[0]["values"] if updates else _nums(e.key.start.values)
+        lines.append(
+            _dump(
+                {
+                    "format": KEY_FORMAT,
+                    "problem": problem.id,
+                    "variant": e.variant.number,
+                    "seed": e.variant.seed,
+                    "values": start,
+                    "learning_rate": problem.learning_rate,
+                    "dtype": problem.dtype,
+                    "updates": updates,
+                }
+            )
+        )
+    return "".join(line + "\n" for line in lines)

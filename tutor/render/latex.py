@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from .._mathtext import positive_first
-from .._numbers import number
+from .._mathtext import checking_digits, positive_first
+from .._numbers import DIGITS, number
+from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
 from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 
 _SPECIALS = {
@@ -106,14 +108,15 @@ class _Printer(LatexPrinter):
 class _ValuePrinter(_Printer):
     """Prints each symbol as its value, so a formula shows the numbers substituted."""
 
-    def __init__(self, values: Mapping[str, float]) -> None:
+    def __init__(self, values: Mapping[str, float], digits: int = DIGITS) -> None:
         # With numbers in place of symbols every product needs its dot: 2 · 3 · (…).
         super().__init__({"mul_symbol": "dot"})
         self.values = values
+        self.digits = digits
 
     def _print_Symbol(self, expr: sympy.Symbol, style: str = "plain") -> str:
         if expr.name in self.values:
-            text = number(self.values[expr.name])
+            text = number(self.values[expr.name], self.digits)
             return rf"\left({text}\right)" if text.startswith("-") else text
         return super()._print_Symbol(expr, style)
 
@@ -123,14 +126,14 @@ def math(expr: sympy.Basic) -> str:
     return _Printer().doprint(expr)
 
 
-def substituted(expr: sympy.Basic, values: Mapping[str, float]) -> str:
+def substituted(expr: sympy.Basic, values: Mapping[str, float], digits: int = DIGITS) -> str:
     r"""Return the LaTeX of ``expr`` with every symbol in ``values`` replaced by its number.
 
     >>> w, x, y = sympy.symbols("w x y", real=True)
     >>> substituted(2*x*(w*x - y), {"w": 0.5, "x": 3.0, "y": 6.0})
     '2 \\cdot 3 \\cdot \\left(0.5 \\cdot 3 - 6\\right)'
     """
-    return _ValuePrinter(values).doprint(expr)
+    return _ValuePrinter(values, digits).doprint(expr)
 
 
 def partial_symbol(symbol: str, mean: bool = False) -> str:
@@ -165,20 +168,50 @@ def gradient_line(
     lhs = partial_symbol(partial.symbol)
     chain = [partial_result(partial, problem)]
     if partial.result.free_symbols and not problem.rows:
-        chain.append(substituted(partial.result, values))
+        digits = checking_digits(partial.result, values, number(symbolic))
+        chain.append(substituted(partial.result, values, digits))
     chain = [c for c in chain if c != number(symbolic)]
     return " = ".join([lhs, *chain, number(symbolic)])
 
 
-def update_line(symbol: str, update: Update, rate: float) -> str:
+def update_line(symbol: str, update: Update, rate: float, dtype: str = "float64") -> str:
     r"""Return ``w \leftarrow 0.5 - 0.01\cdot(-27) = 0.77`` for one update."""
-    g = number(update.autodiff[symbol])
+    old, g, new = update_numbers(symbol, update, rate, dtype)
+    value, _, note = new.partition(" (")
+    if note:
+        new = rf"{value}\ \text{{({escape(note)}}}"
     g = rf"\left({g}\right)" if g.startswith("-") else g
     name = sympy.latex(sympy.Symbol(symbol))
-    return (
-        rf"{name} \leftarrow {number(update.values[symbol])} - {number(rate)}\cdot {g}"
-        rf" = {number(update.updated[symbol])}"
-    )
+    return rf"{name} \leftarrow {old} - {number(rate)}\cdot {g} = {new}"
+
+
+def update_numbers(
+    symbol: str, update: Update, rate: float, dtype: str = "float64"
+) -> tuple[str, str, str]:
+    """Return the old value, the gradient and the new value as printed in an update line.
+
+    The new value gets the digits that show it differs from the old one; the
+    old value and the gradient those that make old − η·g, redone on the
+    printed numbers, print as the new value. When the run's rounding to
+    ``dtype`` is as large as those digits, the new value says so and gives the
+    exact result of the printed numbers beside it.
+    """
+    old, g, new = update.values[symbol], update.autodiff[symbol], update.updated[symbol]
+    # The new value gets the digits that show it moved (11.94295, not 11.94, after 11.94).
+    least = DIGITS
+    while least < 17 and new != old and number(new, least) == number(old, least):
+        least += 1
+    shown = number(new, least)
+    eta = float(number(rate))
+    for digits in range(least, 18):
+        a, b = number(old, digits), number(g, digits)
+        if number(float(a) - eta * float(b), least) == shown:
+            return a, b, shown
+    # The dtype's rounding of the new value is as large as the digits that show it moved:
+    # give the exact result of the printed numbers, and say that the run rounded it.
+    a, b = number(old, least + 2), number(g, least + 2)
+    exact = number(float(a) - eta * float(b), least + 2)
+    return a, b, f"{shown} ({dtype} rounding of {exact})"
 
 
 def step_lines(step: Step, depth: int = 0) -> list[str]:
@@ -205,16 +238,33 @@ def derivation(derivation: Derivation) -> str:
 def trajectory(traj: Trajectory) -> str:
     """Return the LaTeX of a descent: the derivation, then each update's two lines."""
     problem = traj.problem
-    out = [f"% {escape(problem.title)}", derivation(traj.derivation)]
+    out = [f"% {escape(problem.title)}"]
+    if problem.overridden:
+        current = {**problem.constants, **problem.values}
+        changed = ", ".join(
+            f"{n} = {number(current[n])} (file: {number(v)})" for n, v in problem.overridden.items()
+        )
+        out.append(f"% overridden: {escape(changed)}")
+    out.append(derivation(traj.derivation))
     for update in traj.updates:
         lines = []
         for partial in traj.derivation.partials:
             values = {**problem.constants, **update.values}
             lines.append(gradient_line(partial, problem, values, update.symbolic[partial.symbol]))
-            lines.append(update_line(partial.symbol, update, traj.learning_rate))
+            lines.append(update_line(partial.symbol, update, traj.learning_rate, problem.dtype))
         out.append(f"% update {update.step}: loss {number(update.loss)}")
         out.append("\\begin{gather*}\n" + " \\\\\n".join(lines) + "\n\\end{gather*}")
+    if traj.final_loss is not None:
+        final = ", ".join(f"{k} = {number(v)}" for k, v in _final(traj).items())
+        out.append(f"% {traj.status}: final loss {number(traj.final_loss)} at {escape(final)}")
     return "\n".join(out) + "\n"
+
+
+def _final(traj: Trajectory) -> dict[str, float]:
+    if not traj.updates:
+        return dict(traj.start.values)
+    last = traj.updates[-1]
+    return {s: last.updated[s] for s in traj.problem.wrt}
 
 
 def update_rule(deriv: Derivation) -> str:
@@ -236,44 +286,93 @@ def analysis_items(deriv: Derivation) -> list[str]:
     a = deriv.analysis
     if a is None:
         return []
-    if not a.applies:
-        return [escape(a.reason[:1].upper() + a.reason[1:] + ".")]
+    problem = deriv.problem
     names = [p.symbol for p in deriv.partials]
-    rate = number(deriv.problem.learning_rate)
+    if not a.applies:
+        items = [_sentence(a.reason)]
+        if a.outcome:
+            items.append(_sentence(describe_rate(a, problem)))
+        if a.start is not None:
+            items.append(_sentence("Curvature at the start: " + _curvature(a.start, names)))
+        return items
     items = [escape(a.reason[:1].upper() + a.reason[1:]) + ", so each update is linear."]
-    if len(names) == 1 and not deriv.problem.rows:
+    if len(names) == 1 and not problem.rows:
         s = math(sympy.Symbol(names[0]))
         h = a.hessian[0, 0]
+        shown = f"{math(h)} = " if h.free_symbols else ""
         items.append(
-            rf"Curvature: $\frac{{\partial^2 L}}{{\partial {s}^2}} = {math(h)} = "
-            rf"{number(a.eigenvalues[0])}$."
+            rf"Curvature: $\frac{{\partial^2 L}}{{\partial {s}^2}} = {shown}"
+            rf"{number(a.eigenvalues[0])}$: " + escape(describe_class(a)) + "."
         )
     else:
         shown = ", ".join(number(v) for v in a.eigenvalues)
-        items.append(rf"Hessian $H = {math(a.hessian)}$ with eigenvalues ${shown}$.")
+        hessian = math(row_indexed(a.hessian, tuple(problem.data)))
+        if problem.rows:
+            mean = _number_matrix(a.matrix)
+            rows = problem.rows
+            hessian = rf"\frac{{1}}{{{rows}}}\sum_{{i=1}}^{{{rows}}} {hessian} = {mean}"
+        items.append(rf"Hessian $H = {hessian}$ with eigenvalues ${shown}$.")
+        items.append(_sentence("H is " + describe_class(a)))
     if a.fixed_point is not None:
         for n in names:
             formula = a.fixed_point_formula.get(n) if a.fixed_point_formula else None
             shown = f"{math(formula)} = " if formula is not None and formula.free_symbols else ""
             s = math(sympy.Symbol(n))
-            items.append(rf"Fixed point: ${s}^* = {shown}{number(a.fixed_point[n])}$.")
-    if len(names) == 1 and a.iteration is not None:
+            label = "The minimiser nearest the start" if a.flat else "Fixed point"
+            items.append(rf"{label}: ${s}^* = {shown}{number(a.fixed_point[n])}$.")
+    if a.fixed_point is not None and len(names) == 1 and a.iteration is not None:
         s = math(sympy.Symbol(names[0]))
         factor = "1 - " + math(sympy.Symbol("eta") * a.hessian[0, 0])
         items.append(
             rf"Iteration: ${s}_k - {s}^* = \left({factor}\right)^k ({s}_0 - {s}^*)$, "
             rf"factor ${number(a.iteration[0][0])}$."
         )
+    if a.condition is not None:
+        slow = min(v for v in a.eigenvalues if v > 0)
+        items.append(
+            rf"Condition number $\kappa = \lambda_{{\max}}/\lambda_{{\min}} = "
+            rf"{number(a.condition)}$: along the direction of $\lambda_{{\min}} = {number(slow)}$ "
+            rf"the distance shrinks slowest, by $|1 - \eta\lambda_{{\min}}| = "
+            rf"{number(abs(1 - a.rate * slow))}$ per update."
+        )
     if a.lr_bound is not None:
         bound = math(a.lr_bound_formula) + " = " if a.lr_bound_formula is not None else ""
-        verdict = "converges" if (a.contraction or 0) < 1 else "does not converge"
-        items.append(
-            rf"Stable for $\eta < {bound}{number(a.lr_bound)}$; at $\eta = {rate}$ the descent "
-            rf"{verdict}."
-        )
+        verdict = escape(describe_rate(a, problem) + ".")
+        items.append(rf"Stable for $\eta < {bound}{number(a.lr_bound)}$; " + verdict)
+    else:
+        items.append(_sentence(describe_rate(a, problem)))
     if a.steps_to_tolerance is not None:
-        tol = deriv.problem.tolerance or 1e-3
-        items.append(
-            rf"Within ${number(tol)}$ of the fixed point after {a.steps_to_tolerance} updates."
-        )
+        if a.tolerance_kind == "gradient" and problem.tolerance is not None:
+            items.append(
+                rf"Every $|\partial L/\partial s| < {number(problem.tolerance)}$ (the run's "
+                rf"tolerance) after {a.steps_to_tolerance} updates, by the closed form."
+            )
+        else:
+            items.append(
+                rf"Within ${number(DEFAULT_TOLERANCE)}$ of the fixed point after "
+                rf"{a.steps_to_tolerance} updates."
+            )
     return items
+
+
+def _sentence(text: str) -> str:
+    """Return plain prose as an escaped LaTeX sentence, capitalised and with a full stop.
+
+    Only a Latin first letter is capitalised: η stays η (Η is another letter).
+    """
+    first = text[:1].upper() if text[:1].isascii() else text[:1]
+    return escape(first + text[1:] + ".")
+
+
+def _number_matrix(matrix: Any) -> str:
+    rows = [" & ".join(number(v) for v in row) for row in matrix]
+    return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+
+
+def _curvature(c: Any, names: list[str]) -> str:
+    return describe_curvature(c, tuple(names))
+
+
+def curvature_item(c: Any, names: list[str], where: str) -> str:
+    """Return the curvature at ``where`` (the start, the end) as a LaTeX sentence."""
+    return _sentence(f"curvature at {where}: " + describe_curvature(c, tuple(names)))

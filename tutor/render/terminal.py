@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._clean import clean
-from .._numbers import number
+from .._numbers import side_by_side
 from ..model import Derivation, Trajectory
 from . import text
 
@@ -73,8 +73,7 @@ def _table(traj: Trajectory) -> Table:
             s = p.symbol
             row += [
                 f"{u.values[s]:.2f}",
-                number(u.symbolic[s], 8),
-                number(u.autodiff[s], 8),
+                *side_by_side(u.symbolic[s], u.autodiff[s], traj.problem.dtype),
                 f"{u.updated[s]:.2f}",
             ]
         table.add_row(*row)
@@ -91,6 +90,9 @@ def trajectory(traj: Trajectory, show_derivation: bool = True) -> RenderableType
         parts.append(lines(block, style="bold"))
     if traj.updates:
         parts.append(_table(traj))
+    end = text.end_curvature(traj)
+    if end:
+        parts.append(Text(end))
     style = {"diverged": "bold red", "diverging": "yellow"}.get(traj.status, "bold green")
     parts.append(Text(text.summary(traj), style=style))
     return Group(*parts)

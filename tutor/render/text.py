@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import sympy
 
 from .._clean import clean
-from .._mathtext import unicode
-from .._numbers import exact, number
-from ..model import Derivation, Partial, Step, Trajectory, Update
+from .._mathtext import checking_digits, unicode
+from .._numbers import number, side_by_side
+from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
+from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 from . import latex
 
 
@@ -57,54 +59,100 @@ def step_lines(step: Step, depth: int = 1) -> list[str]:
 
 
 def analysis_lines(deriv: Derivation) -> list[str]:
-    """Return what theory says about the descent: fixed point, factor, bound on η."""
+    """Return what theory says about the descent: the Hessian's class, fixed point, bound on η."""
     a = deriv.analysis
     if a is None:
         return []
     problem = deriv.problem
+    names = tuple(p.symbol for p in deriv.partials)
     if not a.applies:
         lines = [f"Convergence: {a.reason}."]
-        if a.eigenvalues:
-            shown = ", ".join(number(v) for v in a.eigenvalues)
-            lines.append(f"  eigenvalues of the Hessian at the start: {shown}")
+        if a.outcome:
+            lines.append(f"  {describe_rate(a, problem)}.")
+        if a.start is not None:
+            lines.append(f"  curvature at the start: {describe_curvature(a.start, names)}")
         return lines
     lines = [f"Convergence ({a.reason}):"]
-    names = [p.symbol for p in deriv.partials]
     if len(names) == 1 and not problem.rows:
         s = names[0]
         h = a.hessian[0, 0]
-        lines.append(f"  ∂²L/∂{s}² = {unicode(h)} = {number(a.eigenvalues[0])}")
+        shown = f"{unicode(h)} = " if h.free_symbols else ""
+        second = f"∂²L/∂{s}² = {shown}{number(a.eigenvalues[0])}"
+        lines.append(f"  {second}: {describe_class(a)}")
     else:
         shown = ", ".join(number(v) for v in a.eigenvalues)
         hessian = unicode(latex.row_indexed(a.hessian, tuple(problem.data)))
         mean = f"(1/{problem.rows}) Σᵢ " if problem.rows else ""
         lines.append(f"  Hessian H = {mean}{hessian}; eigenvalues {shown}")
+        if problem.rows:
+            lines.append(f"  mean over the {problem.rows} rows: H = {_matrix(a)}")
+        lines.append(f"  H is {describe_class(a)}")
     if a.fixed_point is not None:
         for s in names:
             formula = a.fixed_point_formula[s] if a.fixed_point_formula else None
             shown = f"{unicode(formula)} = " if formula is not None and formula.free_symbols else ""
-            lines.append(f"  fixed point: {s}* = {shown}{number(a.fixed_point[s])}")
-    if len(names) == 1 and a.iteration is not None:
+            label = "the minimiser nearest the start" if a.flat else "fixed point"
+            lines.append(f"  {label}: {s}* = {shown}{number(a.fixed_point[s])}")
+    if a.fixed_point is not None and len(names) == 1 and a.iteration is not None:
         s = names[0]
         factor = f"1 − {unicode(sympy.Symbol('eta') * a.hessian[0, 0])}"
         lines.append(
             f"  iteration: {s}_k − {s}* = ({factor})^k ({s}_0 − {s}*), "
             f"factor {number(a.iteration[0][0])}"
         )
-    else:
+    elif a.fixed_point is not None:
         lines.append(
             f"  iteration: θ_k − θ* = (I − ηH)^k (θ_0 − θ*), |factor| ≤ {number(a.contraction)}"
         )
-    bound = f"{unicode(a.lr_bound_formula)} = " if a.lr_bound_formula is not None else "2/λ_max = "
-    verdict = "stable" if a.contraction < 1 else "unstable: the iterates grow"
-    lines.append(
-        f"  stable for η < {bound}{number(a.lr_bound)}; "
-        f"η = {number(problem.learning_rate)} is {verdict}"
-    )
-    if a.steps_to_tolerance is not None:
-        tol = problem.tolerance or 1e-3
-        lines.append(f"  within {tol:g} of the fixed point after {a.steps_to_tolerance} updates")
+    if a.condition is not None:
+        slow = min(v for v in a.eigenvalues if v > 0)
+        lines.append(
+            f"  condition number κ = λ_max/λ_min = {number(a.condition)}: along the direction "
+            f"of λ_min = {number(slow)} the distance shrinks slowest, by "
+            f"|1 − ηλ_min| = {number(abs(1 - a.rate * slow))} per update"
+        )
+    if a.lr_bound is not None:
+        bound = (
+            f"{unicode(a.lr_bound_formula)} = " if a.lr_bound_formula is not None else "2/λ_max = "
+        )
+        lines.append(f"  stable for η < {bound}{number(a.lr_bound)}; {describe_rate(a, problem)}")
+    else:
+        lines.append(f"  {describe_rate(a, problem)}")
+    lines += _tolerance_lines(a, problem)
     return lines
+
+
+def _matrix(a: Any) -> str:
+    """Return the mean Hessian's numbers as [[…], […]]."""
+    size = len(a.eigenvalues)
+    rows = [", ".join(number(a.matrix[i][j]) for j in range(size)) for i in range(size)]
+    return "[" + ", ".join(f"[{r}]" for r in rows) + "]"
+
+
+def _tolerance_lines(a: Any, problem: Any) -> list[str]:
+    if a.steps_to_tolerance is None:
+        return []
+    if a.tolerance_kind == "gradient":
+        return [
+            f"  every |∂L/∂s| < {problem.tolerance:g} (the run's tolerance) after "
+            f"{a.steps_to_tolerance} updates, by the closed form"
+        ]
+    return [
+        f"  within {DEFAULT_TOLERANCE:g} of the fixed point after {a.steps_to_tolerance} updates"
+    ]
+
+
+def overridden_line(problem: Problem) -> str:
+    """Return ``overridden: x = 4 (file: 3)`` for the values changed since the file ("" if none).
+
+    The file's own prose may still speak of its values; this says which ones the run replaced.
+    """
+    if not problem.overridden:
+        return ""
+    current = {**problem.constants, **problem.values}
+    return "overridden: " + ", ".join(
+        f"{n} = {number(current[n])} (file: {number(v)})" for n, v in problem.overridden.items()
+    )
 
 
 def derivation(deriv: Derivation) -> str:
@@ -113,6 +161,8 @@ def derivation(deriv: Derivation) -> str:
     lines = [f"{problem.id}: {clean(problem.title)}"]
     if problem.summary.strip():
         lines += ["", *(clean(problem.summary).strip().splitlines())]
+    if problem.overridden:
+        lines += ["", overridden_line(problem)]
     loss = unicode(latex.row_indexed(problem.loss, tuple(problem.data)))
     lines += ["", f"Loss: L = {f'(1/{problem.rows}) Σᵢ {loss}' if problem.rows else loss}"]
     for partial in deriv.partials:
@@ -137,12 +187,13 @@ def _gradient_lines(
     rows = traj.problem.rows
     chain = [closed_form(partial, rows, tuple(traj.problem.data))]
     if partial.result.free_symbols and not rows:
-        chain.append(unicode(partial.result, values))
+        digits = checking_digits(partial.result, values, number(symbolic))
+        chain.append(unicode(partial.result, values, digits))
     chain = [c for c in chain if c != number(symbolic)]
+    sympy_shown, tf_shown = side_by_side(symbolic, autodiff, traj.problem.dtype)
     return [
         f"  {partial_label(partial.symbol)} = {' = '.join([*chain, number(symbolic)])}",
-        f"    SymPy {exact(symbolic)}   TF {exact(autodiff, traj.problem.dtype)}   "
-        f"difference {number(autodiff - symbolic, 3)}",
+        f"    SymPy {sympy_shown}   TF {tf_shown}   TF − SymPy {number(autodiff - symbolic, 3)}",
         f"    LaTeX: {latex.gradient_line(partial, traj.problem, values, symbolic)}",
     ]
 
@@ -154,13 +205,11 @@ def update_block(traj: Trajectory, update: Update) -> list[str]:
     for partial in traj.derivation.partials:
         s = partial.symbol
         lines += _gradient_lines(traj, partial, values, update.symbolic[s], update.autodiff[s])
-        g = number(update.autodiff[s])
+        old, g, new = latex.update_numbers(s, update, traj.learning_rate, traj.problem.dtype)
         g = f"({g})" if g.startswith("-") else g
-        lines.append(
-            f"  {s} ← {number(update.values[s])} − {number(traj.learning_rate)}·{g}"
-            f" = {number(update.updated[s])}"
-        )
-        lines.append(f"    LaTeX: {latex.update_line(s, update, traj.learning_rate)}")
+        lines.append(f"  {s} ← {old} − {number(traj.learning_rate)}·{g} = {new}")
+        shown = latex.update_line(s, update, traj.learning_rate, traj.problem.dtype)
+        lines.append(f"    LaTeX: {shown}")
     return lines
 
 
@@ -208,13 +257,24 @@ def distance_to_minimiser(traj: Trajectory) -> float | None:
     return math.dist([last[n] for n in a.fixed_point], list(a.fixed_point.values()))
 
 
+def end_curvature(traj: Trajectory) -> str:
+    """Return the curvature at the final values of a run on a non-quadratic loss ("" if none)."""
+    if traj.end_curvature is None:
+        return ""
+    names = tuple(p.symbol for p in traj.derivation.partials)
+    last = traj.updates[-1].updated if traj.updates else traj.start.values
+    at = ", ".join(f"{n} = {number(last[n])}" for n in names)
+    return f"Curvature at the end ({at}): {describe_curvature(traj.end_curvature, names)}"
+
+
 def summary(traj: Trajectory) -> str:
-    """Return the closing line of a run: outcome, updates, final loss, distance to θ*."""
+    """Return the closing line of a run: outcome, updates, the loss at the final values,
+    the distance to θ*."""
     n = len(traj.updates)
-    final = "" if traj.final_loss is None else f", last loss {number(traj.final_loss)}"
+    final = "" if traj.final_loss is None else f", final loss {number(traj.final_loss)}"
     distance = distance_to_minimiser(traj)
     if distance is not None and math.isfinite(distance):
-        final += f", {number(distance)} from the minimiser"
+        final += f", distance to the fixed point {number(distance)}"
     return f"{traj.status}: {n} update{'' if n == 1 else 's'}{final} ({traj.reason})"
 
 
@@ -237,5 +297,8 @@ def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
     spark = sparkline([u.loss for u in traj.updates])
     if spark:
         lines += ["", f"Loss by update: {spark}"]
+    end = end_curvature(traj)
+    if end:
+        lines += ["", end]
     lines += ["", summary(traj)]
     return "\n".join(lines) + "\n"
