@@ -44,6 +44,8 @@ class Problem:
     data: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     verify: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str = ""
+    #: Decimals a number typed in ``tutor practice`` must be right to (``[practice] decimals``).
+    practice_decimals: int = 2
 
     @property
     def rows(self) -> int:
