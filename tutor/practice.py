@@ -36,7 +36,7 @@ import sympy
 
 from ._timeout import within_time_limit
 from .errors import ExpressionError
-from .expression import make_symbol, parse, to_real_sympy
+from .expression import Binary, Call, Node, Unary, make_symbol, parse, to_real_sympy
 from .functions import FUNCTIONS
 from .model import Derivation, Partial, Problem, Step, Trajectory
 from .numeric import UnsupportedExpression, evaluate
@@ -63,13 +63,6 @@ PROOF_SECONDS = 2.0
 PROOF_MAX_OPS = 80
 #: Digits of the high-precision re-evaluation that confirms a float64 disagreement.
 PRECISION = 50
-#: float64 agreement: relative, with a floor for results that should be 0.
-_FLOAT_RTOL = 1e-9
-_FLOAT_ATOL = 1e-12
-#: High-precision agreement: inputs are exact binary numbers, so only the
-#: 50-digit rounding of each operation separates equal expressions.
-_EXACT_RTOL = 1e-30
-_EXACT_ATOL = 1e-40
 
 
 @dataclass(frozen=True)
@@ -128,6 +121,42 @@ def read_expression(problem: Problem, text: str) -> sympy.Expr:
         raise _as_answer_error(exc, text, sorted(symbols)) from None
 
 
+def _read_with_size(problem: Problem, text: str) -> tuple[sympy.Expr, int]:
+    """Return the answer's expression and the size of what was typed (nodes of its tree)."""
+    expr = read_expression(problem, text)
+    symbols = {*problem.values, *problem.constants, *problem.data}
+    return expr, tree_size(parse(text, symbols))
+
+
+def _written_size(expr: sympy.Expr, problem: Problem) -> int:
+    """Return the size of ``expr`` written out as an answer would be, as :func:`tree_size` counts.
+
+    SymPy distributes a number over a sum (2*(w - y) is 2*w - 2*y), so sizes
+    are compared as written, not as SymPy holds them.
+    """
+    symbols = {*problem.values, *problem.constants, *problem.data}
+    try:
+        return tree_size(parse(str(expr), symbols))
+    except ExpressionError:
+        # Written with functions an answer cannot use (sign, Heaviside): count SymPy's operations.
+        return int(sympy.count_ops(expr)) * 2 + 1
+
+
+def tree_size(node: Node) -> int:
+    """Return the number of nodes of a parsed expression.
+
+    >>> tree_size(parse("2*(w - y)", {"w", "y"}))
+    5
+    """
+    if isinstance(node, Unary):
+        return 1 + tree_size(node.operand)
+    if isinstance(node, Binary):
+        return 1 + tree_size(node.left) + tree_size(node.right)
+    if isinstance(node, Call):
+        return 1 + sum(tree_size(a) for a in node.args)
+    return 1
+
+
 def read_number(text: str) -> float:
     """Return the number an answer gives (arithmetic such as ``0.5 - 0.01*(-27)`` allowed).
 
@@ -162,7 +191,10 @@ def _as_answer_error(exc: ExpressionError, text: str, symbols: list[str]) -> Exp
         )
     else:
         message = exc.message.replace("the loss", "the answer").replace("a loss", "an answer")
-        message = message.replace("Write a shorter answer (with [data], one row's answer is enough)", "Write a shorter answer")
+        message = message.replace(
+            "Write a shorter answer (with [data], one row's answer is enough)",
+            "Write a shorter answer",
+        )
     return ExpressionError(message, expression=text, name=exc.name)
 
 
@@ -176,13 +208,16 @@ def check_answer(derivation: Derivation, symbol: str, text: str) -> Judgement:
     """
     partial = derivation.partial(symbol)
     problem = derivation.problem
-    answer = read_expression(problem, text)
+    answer, written = _read_with_size(problem, text)
     expected = partial.result
     points = list(sample_points(problem, symbol))
-    differs = first_difference(answer, expected, points, problem.loss)
+    differs, agreed = first_difference(answer, expected, points, problem.loss)
     if differs is None:
         proved = proved_equal(answer, expected)
-        simpler = answer == expected or sympy.count_ops(answer) <= sympy.count_ops(expected)
+        if not (proved or agreed):
+            # No point of the box tells them apart or together, and SymPy cannot decide.
+            return Judgement("wrong", answer, expected)
+        simpler = answer == expected or written <= _written_size(expected, problem)
         return Judgement(
             "correct" if simpler else "unsimplified",
             answer,
@@ -222,39 +257,51 @@ def _hand_round(value: float) -> float:
 
 def first_difference(
     answer: sympy.Expr, expected: sympy.Expr, points: list[dict[str, float]], domain: sympy.Expr
-) -> Counterexample | None:
-    """Return the first point where ``answer`` and ``expected`` differ, or None.
+) -> tuple[Counterexample | None, int]:
+    """Return the first point where ``answer`` and ``expected`` differ (or None), and how
+    many points they agreed at before it (at most :data:`POINTS_NEEDED`).
 
     Points where ``domain`` (the loss) or ``expected`` is not a finite real
-    number are skipped. A float64 disagreement is confirmed in 50 digits
-    before it counts, so rounding in a long expanded answer is not a mistake.
+    number are skipped.
     """
     agreed = 0
     for point in points:
         verdict = _compare_at(answer, expected, point, domain)
         if isinstance(verdict, Counterexample):
-            return verdict
+            return verdict, agreed
         agreed += verdict is True
         if agreed >= POINTS_NEEDED:
-            return None
-    return None
+            break
+    return None, agreed
 
 
 def _compare_at(
     answer: sympy.Expr, expected: sympy.Expr, point: dict[str, float], domain: sympy.Expr
 ) -> bool | None | Counterexample:
-    """Return True if they agree at ``point``, None if it tells nothing, else the counterexample."""
+    """Return True if they agree at ``point``, None if it tells nothing, else the counterexample.
+
+    Equal float64 values agree at once. Otherwise both are evaluated in 50
+    digits (the inputs are exact binary numbers): a difference is real when
+    it persists at 90 digits, and only rounding when it shrinks with more
+    digits, as the difference of two equal forms does, however much their
+    terms cancel.
+    """
     where, e, a = (_float(x, point) for x in (domain, expected, answer))
     if where is None or e is None:
         return None
-    if a is not None and _close(a, e, _FLOAT_RTOL, _FLOAT_ATOL):
+    if a is not None and a == e:
         return True
-    e_exact, a_exact = _precise(expected, point), _precise(answer, point)
+    e_exact, a_exact = _precise(expected, point, PRECISION), _precise(answer, point, PRECISION)
     if e_exact is None:
         return None
-    if a_exact is not None and _close(a_exact, e_exact, _EXACT_RTOL, _EXACT_ATOL):
-        return True
-    return Counterexample(dict(point), e_exact, a_exact)
+    if a_exact is not None:
+        gap = abs(a_exact - e_exact)
+        if gap <= 10.0 ** -(PRECISION - 5) * max(abs(a_exact), abs(e_exact), 1e-300):
+            return True
+        e_more, a_more = (_precise(x, point, 2 * PRECISION) for x in (expected, answer))
+        if e_more is not None and a_more is not None and abs(a_more - e_more) < 1e-20 * gap:
+            return True
+    return Counterexample(dict(point), float(e_exact), None if a_exact is None else float(a_exact))
 
 
 def _float(expr: sympy.Expr, point: Mapping[str, float]) -> float | None:
@@ -268,21 +315,21 @@ def _float(expr: sympy.Expr, point: Mapping[str, float]) -> float | None:
     return value.real
 
 
-def _precise(expr: sympy.Expr, point: Mapping[str, float]) -> float | None:
-    """Return expr at point evaluated in 50 digits, as a float, or None where not real."""
+def _precise(expr: sympy.Expr, point: Mapping[str, float], digits: int) -> Any:
+    """Return expr at point evaluated with ``digits`` digits (an mpf), or None where not real."""
     import mpmath
 
     try:
-        with mpmath.workdps(PRECISION):
+        with mpmath.workdps(digits):
             value = evaluate(expr, point, precise=True)
             if isinstance(value, mpmath.mpc):
-                if abs(value.imag) > mpmath.mpf(10) ** -(PRECISION - 10) * max(1, abs(value)):
+                if abs(value.imag) > mpmath.mpf(10) ** -(digits - 10) * max(1, abs(value)):
                     return None
                 value = value.real
-            number = float(value)
+            value = mpmath.mpf(value)
     except (UnsupportedExpression, TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    return number if math.isfinite(number) else None
+    return value if mpmath.isfinite(value) else None
 
 
 def _close(a: float, b: float, rtol: float, atol: float) -> bool:
@@ -544,7 +591,9 @@ def update_questions(traj: Trajectory) -> list[Question]:
             )
             exact = update.values[symbol] - traj.learning_rate * update.autodiff[symbol]
             questions.append(
-                Question(quantity="updated", expected=update.updated[symbol], alternative=exact, **common)
+                Question(
+                    quantity="updated", expected=update.updated[symbol], alternative=exact, **common
+                )
             )
     return questions
 
