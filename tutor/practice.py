@@ -27,7 +27,7 @@ import dataclasses
 import math
 import random
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -658,7 +658,7 @@ class Score:
     mistakes: Mapping[str, int]
 
 
-def score(items: list[Item] | tuple[Item, ...]) -> Score:
+def score(items: Sequence[Item]) -> Score:
     """Return the summary of a session's items (mistakes of every attempt, by kind)."""
     mistakes: dict[str, int] = {}
     for item in items:

@@ -12,7 +12,7 @@ import sympy
 from .._mathtext import unicode
 from .._numbers import clean, exact, number
 from ..model import Derivation, Problem, Step
-from ..practice import MISTAKES, Item, Judgement, Question, Reply, hint_steps, score
+from ..practice import MISTAKES, Item, Judgement, Question, Reply, score
 from .text import closed_form, step_lines
 
 COMMANDS_LINE = (
@@ -51,13 +51,13 @@ def _partials(derivation: Derivation) -> str:
 
 
 def _values(values: Mapping[str, float], dtype: str) -> str:
-    return ", ".join(f"{k} = {shown(v, dtype)}" for k, v in values.items())
+    return ", ".join(f"{k} = {figure(v, dtype)}" for k, v in values.items())
 
 
-def shown(value: float, dtype: str) -> str:
+def figure(value: float, dtype: str) -> str:
     """Return ``value`` as the shortest text that reads back as the same ``dtype`` number.
 
-    >>> shown(0.7699999809265137, "float32"), shown(-27.0, "float32")
+    >>> figure(0.7699999809265137, "float32"), figure(-27.0, "float32")
     ('0.77', '-27')
     """
     text = exact(value, dtype)
@@ -74,7 +74,7 @@ def question(q: Question, derivation: Derivation) -> str:
     shown = {k: v for k, v in q.values.items() if k in problem.values}
     if q.quantity == "gradient":
         return f"\nUpdate {q.step}: at {_values(shown, problem.dtype)}\n∂L/∂{s} = ?"
-    rate, g = number(q.rate), shown(q.gradient, problem.dtype)
+    rate, g = number(q.rate), figure(q.gradient, problem.dtype)
     return f"{s} after the update, {s} − η·∂L/∂{s} with η = {rate} and ∂L/∂{s} = {g}: ?"
 
 
@@ -152,10 +152,10 @@ def _mistake_line(j: Judgement, symbol: str) -> str:
 def _judged_number(j: Judgement, q: Question, derivation: Derivation) -> str:
     problem = derivation.problem
     s = q.symbol
-    shown = shown(float(j.expected), problem.dtype)
+    value = figure(float(j.expected), problem.dtype)
     if j.verdict == "correct":
         name = f"∂L/∂{s}" if q.quantity == "gradient" else s
-        return f"Correct: {name} = {shown}."
+        return f"Correct: {name} = {value}."
     decimals = problem.practice_decimals
     if q.quantity == "gradient":
         lines = [f"Not quite: ∂L/∂{s} = {_substituted(q, derivation)}; work it out again."]
@@ -183,9 +183,9 @@ def _substituted(q: Question, derivation: Derivation) -> str:
 
 
 def _update_formula(q: Question, problem: Problem) -> str:
-    g = shown(q.gradient, problem.dtype)
+    g = figure(q.gradient, problem.dtype)
     g = f"({g})" if g.startswith("-") else g
-    return f"{shown(q.values[q.symbol], problem.dtype)} − {number(q.rate)}·{g}"
+    return f"{figure(q.values[q.symbol], problem.dtype)} − {number(q.rate)}·{g}"
 
 
 def _reveal_number(kind: str, q: Question, derivation: Derivation) -> str:
@@ -198,12 +198,12 @@ def _reveal_number(kind: str, q: Question, derivation: Derivation) -> str:
             return f"∂L/∂{s} = {form}: put the values in."
         if kind == "step":
             return f"∂L/∂{s} = {_substituted(q, derivation)}"
-        return f"∂L/∂{s} = {shown(q.expected, problem.dtype)}"
+        return f"∂L/∂{s} = {figure(q.expected, problem.dtype)}"
     if kind == "hint":
         return f"{s} ← {s} − η·∂L/∂{s}: subtract η times the gradient."
     if kind == "step":
         return f"{s} ← {_update_formula(q, problem)}"
-    return f"{s} ← {_update_formula(q, problem)} = {shown(q.expected, problem.dtype)}"
+    return f"{s} ← {_update_formula(q, problem)} = {figure(q.expected, problem.dtype)}"
 
 
 def _reveal_derivative(answer: Reply, symbol: str, derivation: Derivation) -> str:
@@ -225,8 +225,8 @@ def hint_text(step: Step, symbol: str) -> str:
     >>> from tutor.problem import load
     >>> from tutor.symbolic import derive
     >>> partial = derive(load("seed-w")).partial("w")
-    >>> hint_text(hint_steps(partial)[0], "w")
-    'The outer function is a square, u² with u = wx − y: use the chain rule, d/dw f(u) = f′(u)·du/dw.'
+    >>> print(hint_text(partial.steps[0], "w"))
+    The outer function is a square, u² with u = wx − y: use the chain rule, d/dw f(u) = f′(u)·du/dw.
     """
     before = step.before
     target = unicode(before.expr) if isinstance(before, sympy.Derivative) else unicode(before)
@@ -239,17 +239,25 @@ def hint_text(step: Step, symbol: str) -> str:
             f"The outer function is {_describe(f, u)}, {unicode(f)} with {u} = {unicode(inner)}: "
             f"use the chain rule, d/d{symbol} f({u}) = f′({u})·d{u}/d{symbol}."
         )
+    s = symbol
     phrases = {
         "sum": f"{target} is a sum: differentiate it term by term (sum rule).",
-        "held constant": f"{target} does not depend on {symbol}: hold it constant; its derivative is 0.",
+        "held constant": f"{target} does not depend on {s}: hold it constant; its derivative is 0.",
         "constant": f"{target} is a number: its derivative is 0.",
-        "variable": f"d{symbol}/d{symbol} = 1.",
-        "constant multiple": f"In {target}, a factor does not depend on {symbol}: keep it in front (constant multiple rule).",
+        "variable": f"d{s}/d{s} = 1.",
+        "constant multiple": (
+            f"In {target}, a factor does not depend on {s}: keep it in front "
+            "(constant multiple rule)."
+        ),
         "product": f"{target} is a product: use the product rule, (fg)′ = f′g + fg′.",
         "quotient": f"{target} is a quotient: use the quotient rule, (f/g)′ = (f′g − fg′)/g².",
         "power": f"{target} is a power: use the power rule, d/dv vⁿ = n·vⁿ⁻¹.",
-        "simplify": "Put the pieces together and simplify: multiply out the numbers, factor what is common.",
-        "mean over rows": "The loss is a mean over rows: differentiate one row's loss, then take the mean.",
+        "simplify": (
+            "Put the pieces together and simplify: multiply out the numbers, factor what is common."
+        ),
+        "mean over rows": (
+            "The loss is a mean over rows: differentiate one row's loss, then take the mean."
+        ),
     }
     return phrases.get(step.rule, f"Use the {step.rule} rule on {target}.")
 
