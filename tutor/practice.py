@@ -27,6 +27,7 @@ import dataclasses
 import math
 import random
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -307,8 +308,13 @@ def _compare_at(
 def _float(expr: sympy.Expr, point: Mapping[str, float]) -> float | None:
     """Return expr in float64 at point, or None where it is not a finite real number."""
     try:
-        value = complex(evaluate(expr, point))
-    except (UnsupportedExpression, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        with warnings.catch_warnings():
+            # NumPy warns where a part is not real (a complex power of a negative number).
+            warnings.simplefilter("error")
+            value = complex(evaluate(expr, point))
+    except (Warning, UnsupportedExpression, TypeError, ValueError, ZeroDivisionError):
+        return None
+    except OverflowError:
         return None
     if value.imag != 0 or not math.isfinite(value.real):
         return None
