@@ -69,7 +69,7 @@ def test_wrong_answers_are_named_and_the_question_is_asked_again(session):
     _answer(session, "2*x*(w*x - y)", "Correct")
     out = _ends(session, 0)
     assert "right first time: 0 of 1" in out
-    assert "mistakes: missing chain-rule factor 1, other 1, sign error 1" in out
+    assert "mistakes: missing chain-rule factor 1, other mistake 1, sign error 1" in out
 
 
 def test_unsimplified_is_accepted_and_said_so(session):

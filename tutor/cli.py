@@ -64,6 +64,7 @@ def cli() -> None:
       tutor show seed-w
       tutor step seed-w --format seed
       tutor step seed-x --lr 0.05 --steps 10 --set x=1
+      tutor practice seed-w
     """
 
 
@@ -573,6 +574,9 @@ def _ask_item(item: Any, derivation: Any, items: list[Any], say: Any) -> None:
         if not line:
             say("\n")
             raise EOFError
+        if not sys.stdin.isatty():
+            # Answers read from a file or a pipe are shown, so the transcript reads as a dialogue.
+            say(_plain(line.rstrip("\n")) + "\n")
         item, reply = practice.respond(item, line, derivation)
         items[-1] = item
         say(_plain(render.reply(item, reply, derivation)) + "\n")

@@ -114,19 +114,18 @@ def read_expression(problem: Problem, text: str) -> sympy.Expr:
     ...
     tutor.errors.ExpressionError: the answer has '2x', an implicit product; write '2*x'
     """
+    return _read(problem, text)[0]
+
+
+def _read(problem: Problem, text: str) -> tuple[sympy.Expr, Node]:
+    """Return the answer's SymPy expression and its parsed tree (what was typed)."""
     symbols = {*problem.values, *problem.constants, *problem.data}
     try:
         tree = parse(text, symbols)
-        return within_time_limit(to_real_sympy, tree, text, what="reading the answer", seconds=2)
+        expr = within_time_limit(to_real_sympy, tree, text, what="reading the answer", seconds=2)
     except ExpressionError as exc:
         raise _as_answer_error(exc, text, sorted(symbols)) from None
-
-
-def _read_with_size(problem: Problem, text: str) -> tuple[sympy.Expr, int]:
-    """Return the answer's expression and the size of what was typed (nodes of its tree)."""
-    expr = read_expression(problem, text)
-    symbols = {*problem.values, *problem.constants, *problem.data}
-    return expr, tree_size(parse(text, symbols))
+    return expr, tree
 
 
 def _written_size(expr: sympy.Expr, problem: Problem) -> int:
@@ -209,7 +208,7 @@ def check_answer(derivation: Derivation, symbol: str, text: str) -> Judgement:
     """
     partial = derivation.partial(symbol)
     problem = derivation.problem
-    answer, written = _read_with_size(problem, text)
+    answer, tree = _read(problem, text)
     expected = partial.result
     points = list(sample_points(problem, symbol))
     differs, agreed = first_difference(answer, expected, points, problem.loss)
@@ -218,7 +217,7 @@ def check_answer(derivation: Derivation, symbol: str, text: str) -> Judgement:
         if not (proved or agreed):
             # No point of the box tells them apart or together, and SymPy cannot decide.
             return Judgement("wrong", answer, expected)
-        simpler = answer == expected or written <= _written_size(expected, problem)
+        simpler = answer == expected or tree_size(tree) <= _written_size(expected, problem)
         return Judgement(
             "correct" if simpler else "unsimplified",
             answer,

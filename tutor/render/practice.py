@@ -28,9 +28,9 @@ def intro(derivation: Derivation, updates: int) -> str:
     if problem.rows:
         loss = f"(1/{problem.rows}) Σᵢ {loss}   (data: {', '.join(problem.data)})"
     wrt = ", ".join(p.symbol for p in derivation.partials)
+    first = "the first update" if updates == 1 else f"the first {updates} updates"
     then = (
-        f"then compute the first {updates} update{'s' if updates != 1 else ''} of gradient "
-        f"descent on {wrt} (η = {number(problem.learning_rate)}), "
+        f"then compute {first} of gradient descent on {wrt} (η = {number(problem.learning_rate)}), "
         f"to {problem.practice_decimals} decimals"
         if updates
         else "no updates to compute"
@@ -303,7 +303,7 @@ def summary(items: Sequence[Item], status: str) -> str:
 
 
 def _mistake_name(kind: str) -> str:
-    return MISTAKES.get(kind, "other")
+    return MISTAKES.get(kind, "other mistake")
 
 
 def record(
