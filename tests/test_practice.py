@@ -410,3 +410,33 @@ def test_checker_rejects_perturbed_derivatives_with_a_counterexample(loss_and_sy
     assume(_readable(derivation, wrong))
     judged = check_answer(derivation, str(symbol), str(wrong))
     assert judged.verdict == "wrong", (str(wrong), judged)
+
+
+def test_intro_lists_the_data_rows_and_the_constants_to_type():
+    data = render.intro(derive(load("least-squares")), 1)
+    assert "Loss: L = (1/5) Σᵢ (b + wxᵢ − yᵢ)²" in data
+    assert "Data, row i = 1…5: xᵢ = 0, 1, 2, 3, 4; yᵢ = 1.1, 2.9, 5.2, 7.1, 8.8" in data
+    assert "Constants: lam = 0.5 (λ in the loss)" in render.intro(derive(load("ridge")), 1)
+
+
+def test_no_update_question_asks_for_a_number_that_is_not_finite():
+    """w ← w − 4w³ from w = 100: w₁ ≈ −4·10⁶, w₂ ≈ 2.6·10²⁰, and the third gradient
+    4·w₂³ ≈ 7·10⁶¹ overflows float32 (largest 3.4·10³⁸)."""
+    from tutor.autodiff import TensorFlowBackend
+    from tutor.descent import descend
+    from tutor.practice import update_questions
+
+    problem = loads(
+        'title = "t"\nloss = "w**4"\n[values]\nw = 100.0\n'
+        '[descent]\nwrt = ["w"]\nlearning_rate = 1.0\nsteps = 5\n'
+    )
+    traj = descend(derive(problem), TensorFlowBackend())
+    questions = update_questions(traj)
+    assert (traj.status, len(traj.updates)) == ("diverged", 3)
+    assert [(q.step, q.quantity) for q in questions] == [
+        (1, "gradient"),
+        (1, "updated"),
+        (2, "gradient"),
+        (2, "updated"),
+    ]
+    assert all(np.isfinite([q.expected, q.gradient, *q.values.values()]).all() for q in questions)

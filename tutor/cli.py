@@ -502,9 +502,10 @@ def practice_command(
 ) -> None:
     """Practise PROBLEM: type ∂L/∂w, then the first updates; each answer is checked.
 
-    Answers are read as loss expressions are (``**`` for powers, ``2*w`` for
-    products, ``log`` for ln); numbers may be written as arithmetic. Type hint,
-    step or show for help (counted). Ctrl-D ends early; both end with a summary.
+    Answers are read as loss expressions are ('**' for powers, '2*w' for
+    products, 'log' for ln); numbers may be written as arithmetic. Type hint,
+    step or show for help (each is counted). Ctrl-D ends early, Ctrl-C
+    interrupts (exit 130); both print the summary.
     """
     loaded = _apply_overrides(load(problem), wrt, None, updates, {}, None, None)
     if seed is not None:

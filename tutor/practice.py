@@ -192,7 +192,7 @@ def _as_answer_error(exc: ExpressionError, text: str, symbols: list[str]) -> Exp
     else:
         message = exc.message.replace("the loss", "the answer").replace("a loss", "an answer")
         message = message.replace(
-            "Write a shorter answer (with [data], one row's answer is enough)",
+            "Write a shorter loss (with [data], one row's loss is enough)",
             "Write a shorter answer",
         )
     return ExpressionError(message, expression=text, name=exc.name)
@@ -573,9 +573,16 @@ def derivative_questions(derivation: Derivation) -> list[Question]:
 
 
 def update_questions(traj: Trajectory) -> list[Question]:
-    """Return, for each update of ``traj``, the gradient and the updated value of each symbol."""
+    """Return, for each update of ``traj``, the gradient and the updated value of each symbol.
+
+    Questions stop before the first update with a number that is not finite:
+    no typed number could match it.
+    """
     questions = []
     for update in traj.updates:
+        numbers = [*update.values.values(), *update.autodiff.values(), *update.updated.values()]
+        if not all(math.isfinite(v) for v in numbers):
+            break
         values = {**traj.problem.constants, **update.values}
         for symbol in traj.problem.wrt:
             common: dict[str, Any] = {

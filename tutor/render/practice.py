@@ -13,6 +13,7 @@ from .._mathtext import unicode
 from .._numbers import clean, exact, number
 from ..model import Derivation, Problem, Step
 from ..practice import MISTAKES, Item, Judgement, Question, Reply, score
+from .latex import row_indexed
 from .text import closed_form, step_lines
 
 COMMANDS_LINE = (
@@ -25,8 +26,17 @@ def intro(derivation: Derivation, updates: int) -> str:
     """Return the opening lines: the problem, its loss and values, and what to type."""
     problem = derivation.problem
     loss = unicode(problem.loss)
+    known = [f"Values: {_values(problem.values, problem.dtype)}"]
+    if problem.constants:
+        known.append(f"Constants: {_constants(problem.constants)}")
     if problem.rows:
-        loss = f"(1/{problem.rows}) Σᵢ {loss}   (data: {', '.join(problem.data)})"
+        loss = f"(1/{problem.rows}) Σᵢ {unicode(row_indexed(problem.loss, tuple(problem.data)))}"
+        known += [
+            f"Data, row i = 1…{problem.rows}: "
+            + "; ".join(
+                f"{k}ᵢ = {', '.join(number(v) for v in col)}" for k, col in problem.data.items()
+            )
+        ]
     wrt = ", ".join(p.symbol for p in derivation.partials)
     first = "the first update" if updates == 1 else f"the first {updates} updates"
     then = (
@@ -39,11 +49,21 @@ def intro(derivation: Derivation, updates: int) -> str:
         [
             f"{problem.id}: {clean(problem.title)}",
             f"Loss: L = {loss}",
-            f"Values: {_values(problem.values, problem.dtype)}",
+            *known,
             f"Derive {_partials(derivation)}; {then}.",
             COMMANDS_LINE,
         ]
     )
+
+
+def _constants(constants: Mapping[str, float]) -> str:
+    """Return ``lam = 0.5 (λ in the loss)``: the name to type, and how the loss shows it."""
+    parts = []
+    for name, value in constants.items():
+        shown = unicode(sympy.Symbol(name))
+        written = f" ({shown} in the loss)" if shown != name else ""
+        parts.append(f"{name} = {figure(value, 'float64')}{written}")
+    return ", ".join(parts)
 
 
 def _partials(derivation: Derivation) -> str:
