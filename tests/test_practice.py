@@ -440,3 +440,21 @@ def test_no_update_question_asks_for_a_number_that_is_not_finite():
         (2, "updated"),
     ]
     assert all(np.isfinite([q.expected, q.gradient, *q.values.values()]).all() for q in questions)
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("exp(exp(exp(exp(w))))", "wrong"),
+        ("exp(exp(exp(exp(w)))) - exp(exp(exp(exp(w)))) + 2*x*(w*x - y)", "correct"),
+    ],
+)
+def test_an_answer_far_beyond_float64_is_judged_without_computing_it_exactly(text, verdict):
+    """exp(exp(exp(exp(10)))) has more digits than any computer holds; where a part of an
+    answer overflows float64, the point is left to the others (or to SymPy)."""
+    assert check_answer(SEED_W, "w", text).verdict == verdict
+
+
+def test_an_empty_answer_is_refused_as_empty():
+    with pytest.raises(ExpressionError, match="the answer is empty"):
+        check_answer(SEED_W, "w", "  ")

@@ -62,6 +62,8 @@ POINTS_TRIED = 60
 #: Seconds SymPy may spend proving an answer equal, and the size it is tried on.
 PROOF_SECONDS = 2.0
 PROOF_MAX_OPS = 80
+#: Seconds a whole answer check may take (milliseconds for any answer a student writes).
+CHECK_SECONDS = 10.0
 #: Digits of the high-precision re-evaluation that confirms a float64 disagreement.
 PRECISION = 50
 
@@ -205,7 +207,23 @@ def check_answer(derivation: Derivation, symbol: str, text: str) -> Judgement:
     """Return the verdict on ``text`` as ∂L/∂``symbol``; raise ExpressionError if unreadable.
 
     With data rows the answer is the per-row partial, as the derivation shows it.
+    The whole check runs under a time limit of :data:`CHECK_SECONDS`.
     """
+    try:
+        return within_time_limit(
+            _check, derivation, symbol, text, what="checking the answer", seconds=CHECK_SECONDS
+        )
+    except ExpressionError as exc:
+        if not exc.message.startswith("checking the answer took longer"):
+            raise  # the answer could not be read: the parser's reason stands
+        raise ExpressionError(
+            f"checking the answer took longer than {CHECK_SECONDS:g} s and was stopped; "
+            "write it with fewer terms or smaller powers",
+            expression=text,
+        ) from None
+
+
+def _check(derivation: Derivation, symbol: str, text: str) -> Judgement:
     partial = derivation.partial(symbol)
     problem = derivation.problem
     answer, tree = _read(problem, text)
@@ -291,6 +309,9 @@ def _compare_at(
         return None
     if a is not None and a == e:
         return True
+    if _overflows(expected, point) or _overflows(answer, point):
+        # Exact values past float64 (exp of exp of exp) can take mpmath forever.
+        return None
     e_exact, a_exact = _precise(expected, point, PRECISION), _precise(answer, point, PRECISION)
     if e_exact is None:
         return None
@@ -302,6 +323,22 @@ def _compare_at(
         if e_more is not None and a_more is not None and abs(a_more - e_more) < 1e-20 * gap:
             return True
     return Counterexample(dict(point), float(e_exact), None if a_exact is None else float(a_exact))
+
+
+def _overflows(expr: sympy.Expr, point: Mapping[str, float]) -> bool:
+    """Return whether some part of ``expr`` is beyond float64's range at ``point``."""
+    for part in sympy.preorder_traversal(expr):
+        if not part.args:
+            continue
+        try:
+            value = complex(evaluate(part, point))
+        except (UnsupportedExpression, TypeError, ValueError, ZeroDivisionError):
+            continue
+        except OverflowError:
+            return True
+        if math.isinf(value.real) or math.isinf(value.imag):
+            return True
+    return False
 
 
 def _float(expr: sympy.Expr, point: Mapping[str, float]) -> float | None:

@@ -141,7 +141,10 @@ def _judged_derivative(j: Judgement, symbol: str, derivation: Derivation) -> str
             f"Not quite: at {where} your answer {got}, but {label} = {number(ce.expected, 6)}."
         )
     else:
-        lines.append(f"Not quite: your answer is not {label}.")
+        lines.append(
+            f"Not accepted: SymPy cannot show that your answer equals {label}, and no point "
+            "of the [verify] box gives both a real value to compare."
+        )
     lines.append(_mistake_line(j, symbol))
     return "\n".join(line for line in lines if line)
 
