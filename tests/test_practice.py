@@ -458,3 +458,23 @@ def test_an_answer_far_beyond_float64_is_judged_without_computing_it_exactly(tex
 def test_an_empty_answer_is_refused_as_empty():
     with pytest.raises(ExpressionError, match="the answer is empty"):
         check_answer(SEED_W, "w", "  ")
+
+
+class _InterruptedInput(io.StringIO):
+    """Standard input that gives its lines, then is interrupted as by Ctrl-C."""
+
+    def readline(self, *args):
+        line = super().readline(*args)
+        if not line:
+            raise KeyboardInterrupt
+        return line
+
+
+def test_an_interrupted_json_practice_still_ends_with_its_record(run_cli, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", _InterruptedInput("2*(w*x-y)\n"))
+    status, out, err = run_cli("practice", "seed-w", "--updates", "0", "--format", "json")
+    assert status == 130
+    record = json.loads(out)["practice"]
+    assert record["status"] == "interrupted"
+    assert record["score"]["mistakes"] == {"chain_factor": 1}
+    assert "Practice summary (interrupted):" in err
