@@ -43,6 +43,7 @@ from .model import Derivation, Partial, Problem, Step, Trajectory
 from .numeric import UnsupportedExpression, evaluate
 from .problem import DEFAULT_BOX
 from .steps import tidy
+from .variants import hand_round
 
 #: What a judged answer can be.
 VERDICTS = ("correct", "unsimplified", "wrong")
@@ -260,17 +261,13 @@ def sample_points(problem: Problem, symbol: str) -> Iterator[dict[str, float]]:
         point = {}
         for name in problem.values:
             value = rng.uniform(*problem.verify.get(name, DEFAULT_BOX))
-            point[name] = _hand_round(value) if k < POINTS_TRIED // 2 else value
+            point[name] = hand_round(value) if k < POINTS_TRIED // 2 else value
         row = rng.randrange(rows) if rows else None
         yield {**problem.constants, **point, **_row(problem, row)}
 
 
 def _row(problem: Problem, row: int | None) -> dict[str, float]:
     return {} if row is None else {name: column[row] for name, column in problem.data.items()}
-
-
-def _hand_round(value: float) -> float:
-    return float(round(value) if abs(value) >= 5 else round(value, 1)) + 0.0
 
 
 def first_difference(
@@ -655,7 +652,7 @@ def respond(item: Item, text: str, derivation: Derivation) -> tuple[Item, Reply]
         return item, Reply("empty")
     if command == "help":
         return item, Reply("help")
-    if command in ("hint", "step", "show"):
+    if command in COMMANDS:
         return _reveal(item, command, derivation)
     question = item.question
     problem = derivation.problem
