@@ -478,3 +478,20 @@ def test_an_interrupted_json_practice_still_ends_with_its_record(run_cli, monkey
     assert record["status"] == "interrupted"
     assert record["score"]["mistakes"] == {"chain_factor": 1}
     assert "Practice summary (interrupted):" in err
+
+
+def test_a_right_number_is_confirmed_rounded_with_the_float32_value_beside_it():
+    """w ← −7 − 0.01·(−976) is 2.76 exactly, but 2.7600002 in float32 (NumPy, same order)."""
+    from tutor.autodiff import TensorFlowBackend
+    from tutor.descent import descend
+    from tutor.practice import update_questions
+
+    text = _FILE.replace("x = 3.0", "x = -8.0").replace("y = 6.0", "y = -5.0")
+    derivation = derive(loads(text.replace("w = 0.5", "w = -7.0").replace("20", "1")))
+    _, updated = update_questions(descend(derivation, TensorFlowBackend()))
+    w32 = np.float32(-7.0) - np.float32(0.01) * np.float32(2 * -8 * (-7 * -8 + 5))
+    assert updated.expected == float(w32) == pytest.approx(2.76, abs=2**-21)
+    item, reply = respond(Item(updated), "2.76", derivation)
+    assert render.reply(item, reply, derivation) == (
+        f"Correct: w = 2.76 (the tutor's float32 value: {str(w32)})."
+    )

@@ -175,11 +175,14 @@ def _mistake_line(j: Judgement, symbol: str) -> str:
 def _judged_number(j: Judgement, q: Question, derivation: Derivation) -> str:
     problem = derivation.problem
     s = q.symbol
-    value = figure(float(j.expected), problem.dtype)
+    decimals = problem.practice_decimals
     if j.verdict == "correct":
         name = f"∂L/∂{s}" if q.quantity == "gradient" else s
-        return f"Correct: {name} = {value}."
-    decimals = problem.practice_decimals
+        value = figure(float(j.expected), problem.dtype)
+        rounded = figure(round(float(j.expected), decimals), "float64")
+        if rounded == value:
+            return f"Correct: {name} = {value}."
+        return f"Correct: {name} = {rounded} (the tutor's {problem.dtype} value: {value})."
     if q.quantity == "gradient":
         lines = [f"Not quite: ∂L/∂{s} = {_substituted(q, derivation)}; work it out again."]
         if j.mistake == "sign":
