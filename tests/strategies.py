@@ -9,7 +9,7 @@ import sympy
 from hypothesis import strategies as st
 
 from tutor.expression import make_symbol
-from tutor.functions import REGISTRY, LossFunction
+from tutor.functions import REGISTRY, LossFunction, sigmoid, softplus
 
 #: float32 values whose squares and products stay far from overflow: |v| ≤ 1e9
 #: keeps (w·x − y)² ≤ 4e36 < 3.4e38 and every intermediate finite.
@@ -487,3 +487,68 @@ def on_bound_quadratics() -> st.SearchStrategy[dict]:
 def variant_seeds() -> st.SearchStrategy[int]:
     """A seed for ``tutor handout --variants`` (any int the option takes; shrinks towards 0)."""
     return st.integers(min_value=-(2**31), max_value=2**31 - 1)
+
+
+# Answers typed in practice mode: smooth losses, forms equal to a derivative, and perturbations.
+
+#: The nodes of :func:`smooth_expressions`: arithmetic, constant powers and the functions
+#: whose derivatives an answer can write (no kinks, no step functions, no variable powers).
+SMOOTH_OPERATIONS: tuple[Callable[..., sympy.Expr], ...] = (
+    lambda a, b: a + b,
+    lambda a, b: a - b,
+    lambda a, b: a * b,
+    lambda a, b: a / b,
+    _power(sympy.Integer(2)),
+    _power(sympy.Integer(3)),
+    _power(sympy.Integer(-1)),
+    _power(sympy.Rational(3, 2)),
+    _unary(sympy.exp),
+    _unary(sympy.log),
+    _unary(sympy.sqrt),
+    _unary(sympy.sin),
+    _unary(sympy.cos),
+    _unary(sympy.tanh),
+    _unary(sigmoid),
+    _unary(softplus),
+)
+
+#: Rewrites SymPy guarantees keep an expression's value where it is defined.
+EQUAL_FORMS: tuple[Callable[[sympy.Expr], sympy.Expr], ...] = (
+    lambda e: e,
+    sympy.expand,
+    sympy.factor,
+    sympy.together,
+    sympy.cancel,
+    lambda e: sympy.expand(e, deep=False),
+)
+
+
+def smooth_expressions(max_leaves: int = 6) -> st.SearchStrategy[sympy.Expr]:
+    """A random loss over w, x, y built from :data:`SMOOTH_OPERATIONS` (see :func:`expressions`)."""
+    leaves = st.one_of(symbols(), symbols(), constants())
+    nodes = _smooth_nodes
+    return nodes(st.recursive(leaves, nodes, max_leaves=max(1, max_leaves // 2)))
+
+
+def _smooth_nodes(children: st.SearchStrategy[sympy.Expr]) -> st.SearchStrategy[sympy.Expr]:
+    return st.builds(_build, st.sampled_from(SMOOTH_OPERATIONS), children, children)
+
+
+def smooth_losses_and_symbols(
+    max_leaves: int = 6,
+) -> st.SearchStrategy[tuple[sympy.Expr, sympy.Symbol]]:
+    """A loss from :func:`smooth_expressions` that uses some symbol, and one symbol it uses."""
+    losses = smooth_expressions(max_leaves).filter(lambda e: bool(e.free_symbols))
+    return losses.flatmap(
+        lambda loss: st.tuples(st.just(loss), st.sampled_from(sorted(loss.free_symbols, key=str)))
+    )
+
+
+def equal_forms(expr: sympy.Expr) -> st.SearchStrategy[sympy.Expr]:
+    """``expr`` rewritten by one of :data:`EQUAL_FORMS` (expanded, factored, one denominator)."""
+    return st.sampled_from(EQUAL_FORMS).map(lambda rewrite: rewrite(expr))
+
+
+def perturbed(expr: sympy.Expr, symbol: sympy.Symbol) -> st.SearchStrategy[sympy.Expr]:
+    """``expr`` plus a term that is nowhere 0 (1, s² + 1, expr² + 1) or only where s = 0 (s)."""
+    return st.sampled_from((expr + 1, expr + symbol, expr + symbol**2 + 1, expr + expr**2 + 1))

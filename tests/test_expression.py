@@ -456,3 +456,12 @@ def test_a_result_comes_back_from_the_time_limit_exactly_as_it_was_computed():
     assert isinstance(factored, sympy.Mul) and factored.args[0] == 2
     back = within_time_limit(sympy.factor, expanded, what="factoring")
     assert sympy.srepr(back) == sympy.srepr(factored)
+
+
+def _nested_multiply(a: int, b: int) -> int:
+    return within_time_limit(operator.mul, a, b, what="multiplying inside")
+
+
+def test_a_time_limit_inside_a_time_limit_computes_in_the_outer_child():
+    """A daemonic child may not start children: an inner limit runs within the outer one."""
+    assert within_time_limit(_nested_multiply, 6, 7, what="multiplying outside") == 42

@@ -63,6 +63,10 @@ def within_time_limit(
     ``what`` names the computation in the message (e.g. "deriving ∂L/∂w").
     An exception ``compute`` raises is raised here.
     """
+    if _limited:
+        # Already in a limited child: its limit covers this too, and a daemonic
+        # child may not start children of its own.
+        return compute(*args, **kwargs)
     if fork_is_safe() or not _worker_lock.acquire(blocking=False):
         ok, value = _in_child(compute, args, kwargs, what=what, seconds=seconds)
     else:
@@ -73,6 +77,10 @@ def within_time_limit(
     if not ok:
         raise value
     return value
+
+
+#: True in a child that computes under a limit: nested limits then run in place.
+_limited = False
 
 
 def _expired(what: str, seconds: float) -> ExpressionError:
@@ -281,6 +289,8 @@ def _run(
     compute: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[bool, Any]:
     """Return (True, result), or (False, the exception ``compute`` raised)."""
+    global _limited
+    _limited = True  # this process computes only under a limit from now on
     try:
         return True, compute(*args, **kwargs)
     except Exception as exc:

@@ -129,6 +129,7 @@ def cli() -> None:
       tutor show seed-w
       tutor step seed-w --format seed
       tutor step seed-x --lr 0.05 --steps 10 --set x=1
+      tutor practice seed-w
     """
 
 
@@ -866,6 +867,129 @@ def _terminable() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@cli.command("practice", short_help="Practise: derive and update, the tutor checks.")
+@click.argument("problem")
+@click.option(
+    "--wrt",
+    "wrt",
+    multiple=True,
+    metavar="SYM",
+    help="Ask for ∂L/∂SYM (repeat for several). Default: the file's wrt.",
+)
+@click.option(
+    "--updates",
+    type=click.IntRange(0, 100),
+    default=2,
+    show_default=True,
+    metavar="N",
+    help="Updates of gradient descent to compute by hand after the derivative, 0 to 100.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    metavar="S",
+    help="Draw fresh numbers in the problem's [verify] box (as handout variants do).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="json: the questions go to standard error and the practice record, one JSON "
+    "object, to standard output.",
+)
+def practice_command(
+    problem: str, wrt: tuple[str, ...], updates: int, seed: int | None, fmt: str
+) -> None:
+    """Practise PROBLEM: type ∂L/∂w, then the first updates; each answer is checked.
+
+    Answers are read as loss expressions are ('**' for powers, '2*w' for
+    products, 'log' for ln); numbers may be written as arithmetic. Type hint,
+    step or show for help (each is counted). Ctrl-D ends early, Ctrl-C
+    interrupts (exit 130); both print the summary.
+    """
+    loaded = _apply_overrides(load(problem), wrt, None, updates, {}, None, None)
+    if seed is not None:
+        from .variants import draw
+
+        loaded = draw(loaded, count=1, seed=seed)[0].problem
+    derivation = derive(loaded)
+    say = _say_to(err=fmt == "json")
+    items: list[Any] = []
+    status = "completed"
+    try:
+        _practise(derivation, updates, items, say)
+    except EOFError:
+        status = "ended"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    from .render import practice as render
+
+    say(render.summary(items, status) + "\n")
+    if fmt == "json":
+        _write(render.as_json(loaded, seed, items, status) + "\n")
+    if status == "interrupted":
+        sys.exit(130)
+
+
+def _say_to(err: bool) -> Any:
+    """Return the function that writes the dialogue: to standard error when JSON is on stdout."""
+    if not err:
+        return _write
+
+    def say(text: str) -> None:
+        click.echo(text, nl=False, err=True)
+
+    return say
+
+
+def _practise(derivation: Any, updates: int, items: list[Any], say: Any) -> None:
+    """Ask every question in turn, appending each item as it is answered (raises on Ctrl-D/C)."""
+    from . import practice
+    from .render import practice as render
+
+    say(_plain(render.intro(derivation, updates)) + "\n")
+    for question in practice.derivative_questions(derivation):
+        _ask_item(practice.Item(question), derivation, items, say)
+    if not updates:
+        return
+    from .autodiff import TensorFlowBackend
+    from .descent import descend
+
+    traj = descend(derivation, TensorFlowBackend())
+    for question in practice.update_questions(traj):
+        _ask_item(practice.Item(question), derivation, items, say)
+    if traj.status == "diverged":
+        say(f"The descent stopped: {traj.reason}.\n")
+
+
+def _ask_item(item: Any, derivation: Any, items: list[Any], say: Any) -> None:
+    """Ask one question until it is answered right; the item is kept in ``items`` as it changes."""
+    from . import practice
+    from .render import practice as render
+
+    items.append(item)
+    say(render.question(item.question, derivation) + "\n")
+    while not item.solved:
+        say(render.PROMPT)
+        line = sys.stdin.readline()
+        if not line:
+            say("\n")
+            raise EOFError
+        if not sys.stdin.isatty():
+            # Answers read from a file or a pipe are shown, so the transcript reads as a dialogue.
+            say(_plain(line.rstrip("\n")) + "\n")
+        item, reply = practice.respond(item, line, derivation)
+        items[-1] = item
+        say(_plain(render.reply(item, reply, derivation)) + "\n")
+
+
+def _plain(text: str) -> str:
+    """Return text safe for a terminal: control characters (ESC) removed, lines kept."""
+    return clean(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,8 @@ class Problem:
     verify: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str = ""
     overridden: Mapping[str, float] = field(default_factory=dict)
+    #: Decimals a number typed in ``tutor practice`` must be right to (``[practice] decimals``).
+    practice_decimals: int = 2
 
     @property
     def rows(self) -> int:

@@ -46,8 +46,21 @@ MAX_FILE_BYTES = 1_000_000
 #: Seconds that building the SymPy loss may take (milliseconds for any loss the parser allows).
 LOAD_SECONDS = 5.0
 
-_TOP_KEYS = ("title", "summary", "loss", "values", "descent", "constants", "data", "verify")
+_TOP_KEYS = (
+    "title",
+    "summary",
+    "loss",
+    "values",
+    "descent",
+    "constants",
+    "data",
+    "verify",
+    "practice",
+)
 _DESCENT_KEYS = ("wrt", "learning_rate", "steps", "tolerance", "variables", "dtype")
+_PRACTICE_KEYS = ("decimals",)
+#: The decimals ``tutor practice`` may ask numbers to: float32 holds about 7 digits.
+MAX_DECIMALS = 6
 #: Names people reach for that the file format spells differently.
 _KEY_ALIASES = {
     "lr": "learning_rate",
@@ -268,7 +281,7 @@ class _Reader:
         title = self.string("title", required=True)
         summary = self.string("summary", required=False)
         loss_text = self.string("loss", required=True)
-        for section in (*_SECTIONS, "descent", "verify"):
+        for section in (*_SECTIONS, "descent", "verify", "practice"):
             self.raw[section] = self.table(section, required=section == "descent")
         values, constants = self.numbers("values"), self.numbers("constants")
         data = self.data()
@@ -279,6 +292,7 @@ class _Reader:
             self.check_used(names, used)
         settings = self.descent(used)
         verify = self.verify()
+        decimals = self.practice()
         loss = None if tree is None else self.sympy_loss(tree, loss_text)
         if tree is None or loss is None or self.errors:
             # In the order of the file; errors with no line (a missing key) come first.
@@ -296,6 +310,7 @@ class _Reader:
             data=data,
             verify=verify,
             source=self.source,
+            practice_decimals=decimals,
             **settings,
         )
         return Report(self.source, problem)
@@ -564,6 +579,30 @@ class _Reader:
             f'Write e.g. {key} = "{allowed[0]}"',
         )
         return allowed[0]
+
+    # -- [practice] -------------------------------------------------------------------
+
+    def practice(self) -> int:
+        """Return ``[practice] decimals`` (default 2), recording what is wrong with it."""
+        table = self.raw["practice"]
+        self.check_keys(table, _PRACTICE_KEYS, "practice")
+        if "decimals" not in table:
+            return 2
+        value = table["decimals"]
+        key = "practice.decimals"
+        if isinstance(value, float) and value.is_integer():
+            self.error(key, f"must be a whole number, not {value}; write decimals = {int(value)}")
+        elif isinstance(value, bool) or not isinstance(value, int):
+            self.error(key, f"must be a whole number, not {_kind(value)}; e.g. decimals = 2")
+        elif not 0 <= value <= MAX_DECIMALS:
+            self.error(
+                key,
+                f"must be between 0 and {MAX_DECIMALS}, not {value} (float32 holds about "
+                "7 digits); e.g. decimals = 2",
+            )
+        else:
+            return value
+        return 2
 
     # -- [data] and [verify] ----------------------------------------------------------
 
