@@ -130,7 +130,7 @@ def _nice_step(raw: float) -> float:
 def _y_values(axis: _Axis, log: bool) -> list[float]:
     """Return where the y ticks go: whole decades on a log axis, round numbers otherwise."""
     if log:
-        decades = list(range(math.ceil(axis.low), math.floor(axis.high) + 1))
+        decades = [float(d) for d in range(math.ceil(axis.low), math.floor(axis.high) + 1)]
         if len(decades) >= 2:
             return decades[:: math.ceil(len(decades) / 6)]
     step = _nice_step((axis.high - axis.low) / 4)
