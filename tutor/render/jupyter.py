@@ -138,6 +138,8 @@ def trajectory_html(traj: Trajectory) -> str:
     parts.append(f"<p>{escape(_title(traj))}</p>")
     if traj.updates:
         parts.append(_html_table(traj))
+    else:
+        parts.append(f"<pre>{escape(chr(10).join(text.start_block(traj)))}</pre>")
     plot = svg.loss_plot(traj.columns.loss.tolist())
     if plot:
         parts.append(f"<div>{plot}</div>")
