@@ -18,9 +18,8 @@ import pytest
 import tutor
 from tutor.problem import load, shipped_ids
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+import nbclient
+import nbformat
 
 GOLDEN = Path(__file__).parent / "golden"
 
