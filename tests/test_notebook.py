@@ -1,4 +1,4 @@
-"""``tutor notebook``: the notebook it writes runs in a real kernel and prints ``tutor step``'s lines.
+"""``tutor notebook``: its notebook runs in a real kernel and prints ``tutor step``'s lines.
 
 The kernels run the Python of this test run, with tutor importable from the
 package under test; each notebook is executed top to bottom by nbclient.
@@ -13,22 +13,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
 import tutor
 from tutor.problem import load, shipped_ids
-
-import nbclient
-import nbformat
 
 GOLDEN = Path(__file__).parent / "golden"
 
 #: Symbols named as the generated code's own names, Python's built-ins and IPython's
 #: output cache; constant-only subexpressions (1/3, exp(2), pi) that Python would
 #: otherwise compute in float64.
-CLASH = """
+LOSS = (
+    "(tf*tape + math - loss)**2 + 0.5*(print*_1 - grad_tf)**2 + Out*tf**2"
+    " + (1/3)*exp(2)*math**2 + pi*print**2"
+)
+CLASH = f"""
 title = "Names the code uses: tf, tape, loss, math, print"
-loss = "(tf*tape + math - loss)**2 + 0.5*(print*_1 - grad_tf)**2 + Out*tf**2 + (1/3)*exp(2)*math**2 + pi*print**2"
+loss = "{LOSS}"
 
 [constants]
 Out = 0.1
@@ -199,11 +202,14 @@ def test_the_same_problem_gives_the_same_file(run_cli, tmp_path):
     assert first.read_bytes() == second.read_bytes()
 
 
-HOSTILE = '''
+HOSTILE = (
+    '''
 title = "<script>alert(1)</script> $\\\\input{/etc/passwd}$ \\"\\"\\"; import os"
 summary = """
 # heading?
-1. list? `code` [link](javascript:x) ''' + "'''" + ''' ; __import__('os')
+1. list? `code` [link](javascript:x) '''
+    + "'''"
+    + ''' ; __import__('os')
 """
 loss = "(w*x - y)**2"
 
@@ -217,6 +223,7 @@ wrt = ["w"]
 learning_rate = 0.01
 steps = 3
 '''
+)
 
 
 def test_problem_text_never_becomes_code(run_cli, tmp_path):

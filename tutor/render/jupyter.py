@@ -86,15 +86,24 @@ def _header(traj: Trajectory) -> list[str]:
 
 def _row(traj: Trajectory, u: Update) -> list[str]:
     """Return one update's cells, with the terminal table's numbers."""
-    row = [str(u.step), f"{u.loss:.2f}"]
+    row = [str(u.step), _fixed(u.loss)]
     for s in traj.problem.wrt:
         row += [
-            f"{u.values[s]:.2f}",
+            _fixed(u.values[s]),
             number(u.symbolic[s], 8),
             number(u.autodiff[s], 8),
-            f"{u.updated[s]:.2f}",
+            _fixed(u.updated[s]),
         ]
     return row
+
+
+def _fixed(value: float) -> str:
+    """Return a value with the notebook's two decimals, or 3 significant digits when huge.
+
+    >>> _fixed(0.7699999809265137), _fixed(2.0197548e38)
+    ('0.77', '2.02e+38')
+    """
+    return f"{value:.2f}" if abs(value) < 1e6 else number(value, 3)
 
 
 def _latex_table(traj: Trajectory) -> list[str]:
@@ -121,7 +130,16 @@ def _latex_table(traj: Trajectory) -> list[str]:
 
 
 def _math_cell(cell: str) -> str:
-    return {"inf": r"\infty", "-inf": r"-\infty", "nan": r"\mathrm{nan}"}.get(cell, cell)
+    r"""Return a table cell as mathematics: ``1.5e-05`` as :math:`1.5\times 10^{-5}`.
+
+    >>> _math_cell("1.5e-05"), _math_cell("-2.02e+38"), _math_cell("-inf")
+    ('1.5 \\times 10^{-5}', '-2.02 \\times 10^{38}', '-\\infty')
+    """
+    special = {"inf": r"\infty", "-inf": r"-\infty", "nan": r"\mathrm{nan}"}
+    if cell in special:
+        return special[cell]
+    mantissa, e, power = cell.partition("e")
+    return rf"{mantissa} \times 10^{{{int(power)}}}" if e else cell
 
 
 def trajectory_html(traj: Trajectory) -> str:
