@@ -18,7 +18,10 @@ import nbformat
 import pytest
 
 import tutor
-from tutor.problem import load, shipped_ids
+from tutor.expression import parse
+from tutor.problem import load, problems_dir, shipped_ids
+from tutor.render._python import code_names, expression
+from tutor.render.notebook import cells_of
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -290,3 +293,73 @@ def test_without_nbformat_it_says_what_to_install(run_cli, tmp_path, monkeypatch
 )
 def test_bad_input_is_refused_without_writing(refuses, args, expected):
     refuses(args, expected)
+
+
+# The code, without a kernel.
+
+
+def test_symbols_keep_their_names_unless_the_code_needs_them():
+    assert code_names(["w", "x", "y"]) == {"w": "w", "x": "x", "y": "y"}
+    renamed = code_names(["tf", "tape", "loss", "math", "os", "print", "_", "_1", "In", "tf_"])
+    assert renamed == {
+        "tf": "tf__",  # tf_ is another symbol's name
+        "tape": "tape_",
+        "loss": "loss_",
+        "math": "math_",
+        "os": "os_",
+        "print": "print_",
+        "_": "s__",
+        "_1": "s_1_",
+        "In": "In_",
+        "tf_": "tf_",
+    }
+    # grad_w would be w's gradient: the symbol of that name moves aside.
+    assert code_names(["w", "grad_w"]) == {"w": "w", "grad_w": "grad_w_"}
+    with pytest.raises(ValueError):
+        code_names(["w); import os #"])
+
+
+@pytest.mark.parametrize(
+    ("problem_id", "expected"),
+    [
+        ("seed-w", "(w * x - y) ** 2"),
+        ("hinge", "tf.maximum(tf.constant(0.0), 1 - y * w * x)"),
+        ("logistic-stable", "tf.nn.softplus(w * x + b) - y * (w * x + b)"),
+        ("nonconvex", "(w ** 2 - 1) ** 2 + 0.3 * w"),
+    ],
+)
+def test_the_loss_is_written_as_python_reads_it(problem_id, expected):
+    problem = load(problem_id)
+    names = code_names([*problem.data, *problem.constants, *problem.values])
+    assert expression(problem.tree, names, problem.dtype) == expected
+
+
+def test_numbers_alone_are_computed_in_the_problems_dtype():
+    tree = parse("w * (1/3) - pi + exp(-2) * w", {"w"})
+    assert expression(tree, {"w": "w"}, "float64") == (
+        "w * (tf.constant(1.0, dtype=tf.float64) / tf.constant(3.0, dtype=tf.float64))"
+        " - math.pi + tf.exp(-tf.constant(2.0, dtype=tf.float64)) * w"
+    )
+
+
+@pytest.mark.parametrize("problem_id", [*shipped_ids(), "clash"])
+def test_the_update_cell_computes_the_tutors_loss_and_gradient_bit_for_bit(
+    backend, tmp_path, problem_id
+):
+    """Run the notebook's first cells in this process and compare with the tutor's tape."""
+    if problem_id == "clash":
+        source = CLASH
+        problem = tutor.loads(CLASH, problem_id="clash")
+    else:
+        problem = load(problem_id)
+        source = (problems_dir() / f"{problem_id}.toml").read_text("utf-8")
+    cells = {i: code for i, kind, code in cells_of(tutor.derive(problem), source)}
+    namespace: dict[str, object] = {}
+    for cell in ("imports", "values", "update"):
+        lines = [line for line in cells[cell].splitlines() if not line.startswith("print(")]
+        exec(compile("\n".join(lines), cell, "exec"), namespace)  # the generated code only
+    loss, gradient = backend.gradient(problem, problem.values)
+    names = code_names([*problem.data, *problem.constants, *problem.values])
+    assert float(namespace["loss"].numpy()).hex() == loss.hex()
+    for name in problem.wrt:
+        assert float(namespace[f"grad_{names[name]}"].numpy()).hex() == gradient[name].hex()
