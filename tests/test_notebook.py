@@ -283,7 +283,7 @@ def test_without_nbformat_it_says_what_to_install(run_cli, tmp_path, monkeypatch
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["notebook", "seed-w", "-o", "seed-w.txt"], "give a file name ending in .ipynb"),
+        (["notebook", "seed-w", "-o", "seed-w.txt"], "give the name of a file ending in .ipynb"),
         (["notebook", "seed-w", "-o", "no/such/folder/a.ipynb"], "the folder no/such/folder"),
         (["notebook", "seed-w"], "Missing option '-o'"),
         (["notebook", "sed-w", "-o", "a.ipynb"], "'sed-w' is neither a file nor a shipped"),
@@ -293,6 +293,19 @@ def test_without_nbformat_it_says_what_to_install(run_cli, tmp_path, monkeypatch
 )
 def test_bad_input_is_refused_without_writing(refuses, args, expected):
     refuses(args, expected)
+
+
+def test_a_folder_or_an_unwritable_place_is_refused(run_cli, tmp_path):
+    folder = tmp_path / "out.ipynb"
+    folder.mkdir()
+    status, out, err = run_cli("notebook", "seed-w", "-o", str(folder))
+    assert (status, out) == (2, "")
+    assert err == f"tutor: error: -o {folder}: give the name of a file ending in .ipynb\n"
+    # A folder no file can be made in, even by root: one line, status 2, no traceback.
+    status, out, err = run_cli("notebook", "seed-w", "-o", "/proc/a.ipynb")
+    assert (status, out) == (2, "")
+    assert err.startswith("tutor: error: -o /proc/a.ipynb: cannot write there (")
+    assert err.endswith("); choose another file\n") and err.count("\n") == 1
 
 
 # The code, without a kernel.

@@ -392,14 +392,19 @@ def notebook_command(problem: str, output: str, variables: str | None) -> None:
     from .render.notebook import notebook
 
     target = Path(output)
-    if target.suffix != ".ipynb":
-        raise UsageError(f"-o {target}: give a file name ending in .ipynb")
+    if target.suffix != ".ipynb" or target.is_dir():
+        raise UsageError(f"-o {target}: give the name of a file ending in .ipynb")
     if not target.resolve().parent.is_dir():
         raise UsageError(f"-o {target}: the folder {target.parent} does not exist")
     loaded = _apply_overrides(load(problem), (), None, None, {}, variables, None)
     source = resolve(problem).read_text(encoding="utf-8")
     text = notebook(derive(loaded), source)
-    write_atomic(target, text.encode("utf-8"))
+    try:
+        write_atomic(target, text.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(
+            f"-o {target}: cannot write there ({exc.strerror}); choose another file"
+        ) from None
     _write(f"wrote {target}\n")
 
 
