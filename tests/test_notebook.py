@@ -7,8 +7,10 @@ package under test; each notebook is executed top to bottom by nbclient.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -355,9 +357,11 @@ def test_numbers_alone_are_computed_in_the_problems_dtype():
     )
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variables", ["tensor", "variable"])
 @pytest.mark.parametrize("problem_id", [*shipped_ids(), "clash"])
 def test_the_update_cell_computes_the_tutors_loss_and_gradient_bit_for_bit(
-    backend, tmp_path, problem_id
+    backend, problem_id, variables, dtype
 ):
     """Run the notebook's first cells in this process and compare with the tutor's tape."""
     if problem_id == "clash":
@@ -366,6 +370,7 @@ def test_the_update_cell_computes_the_tutors_loss_and_gradient_bit_for_bit(
     else:
         problem = load(problem_id)
         source = (problems_dir() / f"{problem_id}.toml").read_text("utf-8")
+    problem = dataclasses.replace(problem, variables=variables, dtype=dtype)
     cells = {i: code for i, kind, code in cells_of(tutor.derive(problem), source)}
     namespace: dict[str, object] = {}
     for cell in ("imports", "values", "update"):
@@ -376,3 +381,21 @@ def test_the_update_cell_computes_the_tutors_loss_and_gradient_bit_for_bit(
     assert float(namespace["loss"].numpy()).hex() == loss.hex()
     for name in problem.wrt:
         assert float(namespace[f"grad_{names[name]}"].numpy()).hex() == gradient[name].hex()
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="TeX Live is installed by .ci/run")
+def test_the_markdown_cells_mathematics_compiles(tmp_path):
+    from tutor._files import build_pdf
+
+    problem = load("least-squares")
+    source = (problems_dir() / "least-squares.toml").read_text("utf-8")
+    markdown = [c for _, kind, c in cells_of(tutor.derive(problem), source) if kind == "markdown"]
+    blocks = [b for cell in markdown for b in cell.split("$$")[1::2]]
+    assert len(blocks) == 4  # the loss, two derivatives, the update rule
+    body = "\n".join(f"\\[{b}\\]" for b in blocks)
+    document = (
+        "\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage[margin=1cm]{geometry}\n"
+        f"\\begin{{document}}\n{body}\n\\end{{document}}\n"
+    )
+    build_pdf(document, tmp_path / "cells.pdf")
+    assert (tmp_path / "cells.pdf").stat().st_size > 0
