@@ -25,7 +25,7 @@ import sympy
 
 from .._numbers import clean, number
 from ..errors import ToolMissingError
-from ..model import Derivation, Problem
+from ..model import Derivation, Partial, Problem
 from ..problem import loads
 from . import latex
 from ._python import HUBER, code_names, expression, literal, uses
@@ -48,10 +48,10 @@ def notebook(derivation: Derivation, source: str) -> str:
     from nbformat import v4
 
     cells = [
-        v4.new_markdown_cell(source, id=cell_id)
+        v4.new_markdown_cell(text, id=cell_id)
         if kind == "markdown"
-        else v4.new_code_cell(source, id=cell_id)
-        for cell_id, kind, source in cells_of(derivation, source)
+        else v4.new_code_cell(text, id=cell_id)
+        for cell_id, kind, text in cells_of(derivation, source)
     ]
     book = v4.new_notebook(cells=cells, metadata=_METADATA)
     nbformat.validate(book)
@@ -129,8 +129,9 @@ def _title(problem: Problem, names: Mapping[str, str]) -> str:
     if problem.summary.strip():
         parts.append(_paragraphs(problem.summary))
     parts.append(
-        f"Written by `tutor notebook {_inline_code(problem.id)}`. Run the cells from top to "
-        "bottom; the descent prints the lines `tutor step --format seed` prints."
+        f"Written by `tutor notebook` from the problem `{_inline_code(problem.id)}`. Run the "
+        "cells from top to bottom: the descent prints the lines `tutor step --format seed` "
+        "prints."
     )
     renamed = [f"`{old}` is `{new}`" for old, new in names.items() if old != new]
     if renamed:
@@ -175,7 +176,7 @@ def _values_text(problem: Problem) -> str:
     return f"## {'Variables' if problem.variables == 'variable' else 'Tensors'}\n\n{how}{dtype}"
 
 
-def _derivative(derivation: Derivation, partial: Any) -> str:
+def _derivative(derivation: Derivation, partial: Partial) -> str:
     problem = derivation.problem
     lines = [line for step in partial.steps for line in latex.step_lines(step)]
     lines.append(
