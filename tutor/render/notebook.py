@@ -210,6 +210,12 @@ def _descent_text(problem: Problem) -> str:
     stops = ["a number stops being finite"]
     if problem.tolerance is not None:
         stops.insert(0, f"every gradient is smaller than {number(problem.tolerance)}")
+    if not problem.steps:
+        return (
+            "## Gradient descent\n\n"
+            "This problem asks for no update (`steps = 0`): the loop below prints nothing, "
+            "as `tutor step` does. Raise `range(0)` to take some."
+        )
     return (
         "## Gradient descent\n\n"
         f"Up to {problem.steps} updates. Each line shows the loss *before* an update and "
