@@ -588,6 +588,46 @@ def _json_run(derivation: Derivation, backend: Any) -> Trajectory:
     return traj
 
 
+@cli.command("notebook", short_help="Write a Jupyter notebook of the descent.")
+@click.argument("problem")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    metavar="FILE.ipynb",
+    help="Where to write the notebook (a file name ending in .ipynb).",
+)
+@click.option(
+    "--variables",
+    type=click.Choice(VARIABLE_MODES),
+    help="tensor: convert_to_tensor + tape.watch; variable: tf.Variable + assign_sub.",
+)
+def notebook_command(problem: str, output: str, variables: str | None) -> None:
+    """Write a notebook of PROBLEM in the teaching notebook's style: the derivation in
+    LaTeX, the tensors, one update with tf.GradientTape, the descent printing the
+    lines 'tutor step --format seed' prints, and tutor's comparison with SymPy.
+
+    The notebook needs TensorFlow and tutor where it runs; writing it needs
+    nbformat (pip install 'tutor[notebook]').
+    """
+    from pathlib import Path
+
+    from ._files import check_target, write_atomic
+    from .problem import resolve
+    from .render.notebook import notebook
+
+    target = Path(output)
+    if target.suffix != ".ipynb" or target.is_dir():
+        raise UsageError(f"-o {target}: give the name of a file ending in .ipynb")
+    check_target(target)
+    loaded = _apply_overrides(load(problem), (), None, None, {}, variables, None)
+    source = resolve(problem).read_text(encoding="utf-8")
+    text = notebook(derive(loaded), source)
+    write_atomic(target, text.encode("utf-8"))
+    _write(f"wrote {target}\n")
+
+
 _PROMPT = "[Enter] next update   [a] all the rest   [q] quit "
 
 

@@ -123,6 +123,20 @@ class Derivation:
                 return p
         raise KeyError(symbol)
 
+    # Jupyter's display hooks: thin adapters over tutor.render.jupyter.
+
+    def _repr_latex_(self) -> str:
+        """Return the loss and each partial's steps as LaTeX ``align*`` blocks."""
+        from .render.jupyter import derivation_latex
+
+        return derivation_latex(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Return the derivation as LaTeX and as plain text, for Jupyter to choose from."""
+        from .render.jupyter import mimebundle
+
+        return mimebundle(self)
+
 
 @dataclass(frozen=True)
 class Point:
@@ -299,3 +313,23 @@ class Trajectory:
     @cached_property
     def updates(self) -> tuple[Update, ...]:
         return self.columns.updates()
+
+    # Jupyter's display hooks: thin adapters over tutor.render.jupyter.
+
+    def _repr_html_(self) -> str:
+        """Return the table of updates and the loss plot (inline SVG) as HTML."""
+        from .render.jupyter import trajectory_html
+
+        return trajectory_html(self)
+
+    def _repr_latex_(self) -> str:
+        """Return the derivation and the table of updates as LaTeX."""
+        from .render.jupyter import trajectory_latex
+
+        return trajectory_latex(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Return the run as HTML, LaTeX and plain text, for Jupyter to choose from."""
+        from .render.jupyter import mimebundle
+
+        return mimebundle(self)
