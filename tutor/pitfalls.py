@@ -339,7 +339,22 @@ class _Setting:
         return name
 
 
+#: Names the printed code uses for itself; a problem symbol with one of them would clash.
+_RESERVED = frozenset(
+    {"tf", "math", "huber", "print", "range", "tape", "outer", "inner", "step", "loss"}
+    | {"losses", "loss_round", "loss_cast", "positive", "safe", "root", "distance"}
+    | {"root_gradient"}
+)
+_RESERVED_PREFIXES = ("grad_", "d2loss_", "rounded_")
+
+
 def _setting(problem: Problem) -> _Setting:
+    names = {*problem.values, *problem.constants, *problem.data}
+    clash = sorted(n for n in names if n in _RESERVED or n.startswith(_RESERVED_PREFIXES))
+    if clash:
+        raise _NotApplicable(
+            f"names a symbol {clash[0]!r}, a name the printed code uses for itself"
+        )
     point = {**problem.constants, **problem.values}
     return _Setting(problem, problem.wrt[0], point, problem.dtype)
 

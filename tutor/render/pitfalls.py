@@ -220,9 +220,9 @@ _PREAMBLE = r"""\documentclass[11pt,a4paper]{article}
 \lstset{language=Python,basicstyle=\ttfamily\small,columns=fullflexible,keepspaces=true,
   breaklines=true,breakatwhitespace=false,frame=single,framerule=0.3pt,rulecolor=\color{gray},
   upquote=true,showstringspaces=false,postbreak=\mbox{\textcolor{gray}{$\hookrightarrow$}\space}}
-\lstnewenvironment{broken}{\lstset{backgroundcolor=\color{red!4}}}{}
-\lstnewenvironment{fixed}{\lstset{backgroundcolor=\color{green!4}}}{}
-\lstnewenvironment{output}{\lstset{language={},frame=none,basicstyle=\ttfamily\small}}{}
+\lstnewenvironment{tfbroken}{\lstset{backgroundcolor=\color{red!4}}}{}
+\lstnewenvironment{tffixed}{\lstset{backgroundcolor=\color{green!4}}}{}
+\lstnewenvironment{tfoutput}{\lstset{language={},frame=none,basicstyle=\ttfamily\small}}{}
 """
 
 
@@ -243,21 +243,34 @@ def _outcome_latex(outcome: Outcome) -> str:
     if outcome.error:
         lines.append(f"raised {outcome.error}")
     lines += [f"TensorFlow warned: {w}" for w in outcome.warnings]
-    return _verbatim("output", "\n".join(lines) or "(printed nothing)")
+    return _verbatim("tfoutput", "\n".join(lines) or "(printed nothing)")
+
+
+def _prose(text: str) -> str:
+    r"""Escaped prose in which long code words may break after ``_``, ``.``, ``=`` and ``,``.
+
+    >>> _prose("unconnected_gradients=tf.ZERO")
+    'unconnected\\_\\allowbreak{}gradients=\\allowbreak{}tf.\\allowbreak{}ZERO'
+    """
+    import re
+
+    from . import latex
+
+    escaped = latex.escape(text)
+    escaped = escaped.replace(r"\_", r"\_\allowbreak{}")
+    return re.sub(r"(=|\.(?=[A-Za-z(])|,(?=\S))", r"\1\\allowbreak{}", escaped)
 
 
 def lab_latex(lab: Lab) -> str:
     """Return one pitfall run as a LaTeX section (for :func:`document`)."""
-    from . import latex
-
-    e = latex.escape
+    e = _prose
     parts = [
         f"\\section{{{e(lab.pitfall.title)}}}\n",
         f"\\texttt{{{e(lab.pitfall.name)}}}: {e(lab.pitfall.summary)}.\n\n",
         f"{e(_setting(lab)[0].upper() + _setting(lab)[1:])}.",
         f" {e(lab.note)}\n\n" if lab.note else "\n\n",
         "\\subsection*{The code}\n",
-        _verbatim("broken", lab.broken_code),
+        _verbatim("tfbroken", lab.broken_code),
         "\\subsection*{What TensorFlow does (run now)}\n",
         _outcome_latex(lab.broken),
         "\\subsection*{What SymPy says}\n\\begin{itemize}\n",
@@ -266,7 +279,7 @@ def lab_latex(lab: Lab) -> str:
         f"\\textbf{{Why.}} {e(lab.why)}\n\n",
         f"\\textbf{{The fix.}} {e(lab.fix)}\n\n",
         "\\subsection*{The fixed code}\n",
-        _verbatim("fixed", lab.fixed_code),
+        _verbatim("tffixed", lab.fixed_code),
         "\\subsection*{What the fixed code gives (run now)}\n",
         _outcome_latex(lab.fixed),
     ]
