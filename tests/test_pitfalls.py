@@ -329,7 +329,7 @@ def test_cli_integer_dtype_plain(run_cli):
         "    TensorFlow warned: The dtype of the watched tensor must be floating "
         "(e.g. tf.float32), got tf.int32\n" in out
     )
-    assert "    grad_w: ∂L/∂w = -18\n" in out
+    assert "    grad_w: ∂L/∂w = 2x(wx − y) = 2·3·(1·3 − 6) = -18\n" in out
     assert "    grad_w = tf.Tensor(-18.0, shape=(), dtype=float32)\n" in out
     assert "grad_w: -18 agrees with SymPy's -18" in out
 
@@ -393,7 +393,11 @@ def test_latex_document_escapes_prose_and_keeps_code_verbatim(labs):
     tex = render.document([labs["integer-dtype"]])
     assert tex.startswith(r"\documentclass") and tex.rstrip().endswith(r"\end{document}")
     assert "\\begin{tfbroken}\nimport tensorflow as tf\n" in tex
-    assert "\\item \\texttt{grad\\_w}: $\\partial$L/$\\partial$w = -18\n" in tex
+    assert (
+        "\\item \\texttt{grad\\_\\allowbreak{}w}: $\\partial$L/$\\partial$w =\\allowbreak{} 2x(wx "
+        "$-$ y) =\\allowbreak{} 2\\textperiodcentered{}3\\textperiodcentered{}"
+        "(1\\textperiodcentered{}3 $-$ 6) =\\allowbreak{} -18\n" in tex
+    )
 
 
 @needs_tex

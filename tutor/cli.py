@@ -64,6 +64,7 @@ def cli() -> None:
       tutor show seed-w
       tutor step seed-w --format seed
       tutor step seed-x --lr 0.05 --steps 10 --set x=1
+      tutor pitfalls integer-dtype
     """
 
 

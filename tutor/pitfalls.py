@@ -587,10 +587,26 @@ def _gradient_check(
         expr = _gradient_expr(s.problem, name)
         value = _symbolic(expr, point)
         bound = _problem_bound(s.problem, name, point, dtype or s.dtype)
-        expected = Expected(label, value, f"∂L/∂{name} = {_pretty(value)}")
+        expected = Expected(label, value, _gradient_text(s.problem, name, point, value))
         return (expected,), (_agreement(label, fixed, value, bound),)
 
     return check
+
+
+def _gradient_text(
+    problem: Problem, name: str, point: Mapping[str, float], value: float | None
+) -> str:
+    """``∂L/∂w = 2x(wx − y) = 2·3·(1·3 − 6) = −18``: the closed form, substituted, its value."""
+    import sympy
+
+    from ._mathtext import unicode
+    from .expression import make_symbol
+
+    closed = sympy.factor(sympy.diff(problem.loss, make_symbol(name)))
+    if problem.data:
+        return f"∂L/∂{name} = mean over rows of {unicode(closed)} = {_pretty(value)}"
+    substituted = unicode(closed, point)
+    return f"∂L/∂{name} = {unicode(closed)} = {substituted} = {_pretty(value)}"
 
 
 def _pretty(value: float | None) -> str:
@@ -1369,7 +1385,8 @@ def _sqrt_at_zero(s: _Setting) -> _Spec:
             bound_kink = _closed_form_bound(derivative, at_kink, s.dtype)
             agreements.insert(0, _agreement(kink_label, outcome, kink_value, bound_kink))
         if base is not None:
-            items.insert(1, Expected("grad_abs", kink_value, kink_text))
+            abs_text = f"the same as √L's, since |r| = √(r²): {kink_text}"
+            items.insert(1, Expected("grad_abs", kink_value, abs_text))
         return tuple(items), tuple(agreements)
 
     return _Spec(

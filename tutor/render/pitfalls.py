@@ -124,6 +124,7 @@ def lab_rich(lab: Lab) -> Any:
             body.append(f"raised {clean(outcome.error)}\n", style="bold red")
         for w in outcome.warnings:
             body.append(f"TensorFlow warned: {clean(w)}\n", style="yellow")
+        body.rstrip()
         return body
 
     parts: list[Any] = [Text(_setting(lab), style="dim")]
@@ -145,6 +146,7 @@ def lab_rich(lab: Lab) -> Any:
     verdicts = Text()
     for line in _verdicts(lab):
         verdicts.append(line.strip() + "\n", style="green" if "agrees" in line else "bold red")
+    verdicts.rstrip()
     parts.append(verdicts)
     title = Text(f"{lab.pitfall.name}: {lab.pitfall.title}", style="bold")
     return Panel(Group(*parts), title=title, title_align="left")
