@@ -21,6 +21,7 @@ import pytest
 
 from tutor import load
 from tutor.pitfalls import PITFALLS, Lab, find, run
+from tutor.problem import shipped_ids
 from tutor.render import pitfalls as render
 from tutor.tolerance import gamma
 
@@ -411,3 +412,22 @@ def test_all_pitfalls_build_into_a_pdf(run_cli, tmp_path):
         assert f"{p.name}: " in text  # typewriter: no ligatures to lose
     assert "got tf.int32" in text and "grad_w = None" in text
     assert "A non-persistent GradientTape can only be used" in text
+
+
+@pytest.mark.parametrize("problem_id", shipped_ids())
+def test_every_pitfall_on_other_losses_runs_and_its_fix_agrees_with_sympy(problem_id):
+    for p in PITFALLS:
+        lab = run(p.name, load(problem_id))
+        assert lab.agrees, (p.name, lab.agreement)
+        assert lab.broken.lines() != lab.fixed.lines() or lab.broken.error, p.name
+
+
+def test_a_symbol_named_like_the_codes_own_variables_falls_back_to_the_seed():
+    from tutor.problem import loads
+
+    problem = loads(
+        'title = "t"\nloss = "(w*tape - y)**2"\n[values]\ntape = 3.0\ny = 6.0\nw = 0.5\n'
+        '[descent]\nwrt = ["w"]\nlearning_rate = 0.01\nsteps = 2\n'
+    )
+    lab = run("unwatched-tensor", problem)
+    assert lab.problem.id == "seed-w" and "'tape'" in lab.note
