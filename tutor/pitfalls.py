@@ -317,6 +317,7 @@ def run(name: str, problem: Problem | None = None) -> Lab:
     from ._pitfall_cases import BUILDERS
     from ._pitfall_kit import _NotApplicable as NotApplicable
     from ._pitfall_kit import _setting as setting
+    from ._timeout import within_time_limit
     from .problem import load
 
     pitfall = find(name)
@@ -330,7 +331,9 @@ def run(name: str, problem: Problem | None = None) -> Lab:
         spec = BUILDERS[name](setting(problem))
     broken = _execute(spec.broken)
     fixed = _execute(spec.fixed)
-    expected, agreement = spec.expected(fixed)
+    expected, agreement = within_time_limit(
+        spec.expected, fixed, what=f"finding SymPy's gradient for {name}"
+    )
     return Lab(
         pitfall=pitfall,
         problem=problem,

@@ -89,10 +89,15 @@ def lab_text(lab: Lab) -> str:
     lines += ["", "The code", *_code(lab.broken_code)]
     lines += ["", "What TensorFlow does (run now)", *_observed(lab.broken)]
     lines += ["", "What SymPy says"]
-    lines += [f"    {e.label}: {clean(e.text)}" for e in lab.expected]
+    for e in lab.expected:
+        lines += textwrap.wrap(
+            f"    {e.label}: {clean(e.text)}", _WIDTH, subsequent_indent="      "
+        )
     lines += ["", "Why", *_wrap(lab.why), "", "The fix", *_wrap(lab.fix)]
     lines += ["", "The fixed code", *_code(lab.fixed_code)]
-    lines += ["", "What the fixed code gives (run now)", *_observed(lab.fixed), *_verdicts(lab)]
+    lines += ["", "What the fixed code gives (run now)", *_observed(lab.fixed)]
+    for verdict in _verdicts(lab):
+        lines += textwrap.wrap(verdict, _WIDTH, subsequent_indent="      ")
     return "\n".join(lines) + "\n"
 
 
