@@ -431,3 +431,27 @@ def test_a_symbol_named_like_the_codes_own_variables_falls_back_to_the_seed():
     )
     lab = run("unwatched-tensor", problem)
     assert lab.problem.id == "seed-w" and "'tape'" in lab.note
+
+
+def test_rich_panel_shows_the_same_content_as_plain_text(labs):
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=120, color_system=None).print(render.lab_rich(labs["integer-dtype"]))
+    shown = buffer.getvalue()
+    assert "integer-dtype: An integer dtype" in shown
+    assert "│ grad_w = None" in shown
+    assert "TensorFlow warned: The dtype of the watched tensor must be floating" in shown
+    assert "grad_w: -18 agrees with SymPy's -18" in shown
+
+
+def test_listing_is_one_line_per_pitfall_name_then_summary():
+    lines = render.listing(PITFALLS).splitlines()
+    width = max(len(p.name) for p in PITFALLS)
+    assert lines == [f"{p.name:<{width}}  {p.summary}" for p in PITFALLS]
+    assert lines[1] == (
+        "integer-dtype                "
+        "an integer tensor is watched with a warning, and its gradient is None"
+    )
