@@ -29,6 +29,7 @@ pieces must be importable (module-level functions, not lambdas), as must
 from __future__ import annotations
 
 import contextlib
+import io
 import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.popen_fork  # noqa: F401 - imported now, not at the first start
@@ -183,7 +184,7 @@ def _in_worker(
     """
     global _worker
     # Registered functions first: the payload's SymPy objects name their classes.
-    request = (pickle.dumps(_registered_since_import()), pickle.dumps((compute, args, kwargs)))
+    request = (pickle.dumps(_registered_since_import()), _dumps((compute, args, kwargs)))
     if _worker is None or not _worker.process.is_alive():
         _worker = _Worker()
     worker = _worker
@@ -240,7 +241,7 @@ def _start(
     else:
         # Registered functions first: the payload's SymPy objects name their classes.
         records = pickle.dumps(_registered_since_import())
-        payload = pickle.dumps((compute, args, kwargs))
+        payload = _dumps((compute, args, kwargs))
         process = _server_context().Process(target=_unpack, args=(sender, records, payload))
     process.daemon = True
     with _without_main_script():
@@ -297,25 +298,46 @@ def _run(
         return False, exc
 
 
-def _loads(data: bytes) -> Any:
-    """Unpickle ``data`` (written by this process or its child) as the very objects sent.
+def _dumps(obj: Any) -> bytes:
+    """Pickle ``obj`` so that its SymPy sums, products and powers come back unchanged.
 
     SymPy rebuilds an expression by calling its class, which evaluates again:
-    2*(b + wx − y) would come back distributed as 2b + 2wx − 2y. With
-    evaluation off, each object is rebuilt exactly as it was pickled.
+    2*(b + wx − y) would come back distributed as 2b + 2wx − 2y. Sums,
+    products and powers are therefore rebuilt with evaluation off; every
+    other object as pickle rebuilds it.
     """
-    from sympy.core.parameters import evaluate
+    buffer = io.BytesIO()
+    _ExactPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
 
-    with evaluate(False):
-        return pickle.loads(data)  # noqa: S301 - written by this process or its child
+
+class _ExactPickler(pickle.Pickler):
+    """A pickler that records SymPy's Add, Mul and Pow as their exact trees."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        sympy = sys.modules.get("sympy")
+        if sympy is not None and type(obj) in (sympy.Add, sympy.Mul, sympy.Pow):
+            return _exactly, (type(obj), obj.args)
+        return NotImplemented
+
+
+def _exactly(cls: Any, args: tuple[Any, ...]) -> Any:
+    """Rebuild ``cls(*args)`` without evaluating it (see :func:`_dumps`)."""
+    return cls(*args, evaluate=False)
+
+
+def _loads(data: bytes) -> Any:
+    """Unpickle ``data``, written by :func:`_dumps` in this process or its child."""
+    return pickle.loads(data)  # noqa: S301 - written by this process or its child
 
 
 def _send(connection: Connection, outcome: tuple[bool, Any]) -> None:
     try:
-        connection.send(outcome)
+        data = _dumps(outcome)
     except Exception as exc:  # the result or the exception does not pickle
         message = f"internal error: cannot send the result back ({exc})"
-        connection.send((False, RuntimeError(message)))
+        data = _dumps((False, RuntimeError(message)))
+    connection.send_bytes(data)
 
 
 def _compute(

@@ -130,6 +130,7 @@ def cli() -> None:
       tutor step seed-w --format seed
       tutor step seed-x --lr 0.05 --steps 10 --set x=1
       tutor practice seed-w
+      tutor pitfalls integer-dtype
     """
 
 
@@ -1030,6 +1031,116 @@ def _ask_item(item: Any, derivation: Any, items: list[Any], say: Any) -> None:
 def _plain(text: str) -> str:
     """Return text safe for a terminal: control characters (ESC) removed, lines kept."""
     return clean(text)
+
+
+_FORMATS_PITFALLS = ("rich", "plain", "json", "latex")
+
+
+@cli.command(short_help="The GradientTape pitfall lab: each classic None, shown and fixed.")
+@click.argument("name", required=False)
+@click.argument("problem", required=False)
+@click.option(
+    "--problem",
+    "problem_option",
+    metavar="PROBLEM",
+    help="The problem whose loss the pitfall is applied to (same as the PROBLEM argument). "
+    "Default: seed-w.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS_PITFALLS),
+    help="Output format; latex is a standalone document. "
+    "Default: rich on a terminal, plain when piped.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="FILE",
+    help="Write the LaTeX document to FILE (.tex) instead of printing it.",
+)
+@click.option("--pdf", is_flag=True, help="Also build the PDF beside the -o FILE.")
+def pitfalls(
+    name: str | None,
+    problem: str | None,
+    problem_option: str | None,
+    fmt: str | None,
+    output: str | None,
+    pdf: bool,
+) -> None:
+    """Show a GradientTape pitfall on PROBLEM's loss, run live, beside SymPy's gradient.
+
+    Without NAME, list the pitfalls (no TensorFlow needed); NAME 'all' runs every
+    one. Each shows the code in the notebook's style, what TensorFlow returns,
+    raises or warns when it runs now, SymPy's gradient, why they differ, and the
+    fixed code with its result. --format latex (or -o FILE.tex) writes all of it as
+    a standalone document; --pdf builds it. Exit status 1 when a fixed result does
+    not agree with SymPy.
+
+    \b
+    Examples:
+      tutor pitfalls
+      tutor pitfalls integer-dtype
+      tutor pitfalls unwatched-tensor least-squares
+      tutor pitfalls all -o pitfalls.tex --pdf
+    """
+    from pathlib import Path
+
+    from . import pitfalls as lab
+    from .render import pitfalls as show
+
+    if problem and problem_option and problem != problem_option:
+        raise UsageError(
+            f"the problem is given twice ({problem} and --problem {problem_option}); give one"
+        )
+    spec = problem or problem_option
+    if output is not None:
+        if fmt not in (None, "latex"):
+            raise UsageError(f"-o writes the LaTeX document; it does not go with --format {fmt}")
+        fmt = "latex"
+        target = Path(output)
+        if target.suffix != ".tex":
+            raise UsageError(f"-o {target}: give a file name ending in .tex")
+        if not target.resolve().parent.is_dir():
+            raise UsageError(f"-o {target}: the folder {target.parent} does not exist")
+    elif pdf:
+        raise UsageError("--pdf builds the PDF beside -o FILE.tex; add -o FILE.tex")
+    fmt = fmt or ("rich" if _use_rich() else "plain")
+    if name is None and fmt != "latex":
+        if spec is not None:
+            load(spec)  # a wrong problem is reported even when only listing
+        _write(show.listing_json(lab.PITFALLS) if fmt == "json" else show.listing(lab.PITFALLS))
+        return
+    names = [p.name for p in lab.PITFALLS] if name in (None, "all") else [lab.find(name).name]
+    loaded = load(spec) if spec is not None else None
+    labs = [lab.run(n, loaded) for n in names]
+    if fmt == "latex":
+        tex = show.document(labs)
+        if output is None:
+            _write(tex)
+        else:
+            from ._files import build_pdf, write_atomic
+
+            write_atomic(target, tex.encode("utf-8"))
+            _write(f"wrote {target}\n")
+            if pdf:
+                build_pdf(tex, target.with_suffix(".pdf"))
+                _write(f"wrote {target.with_suffix('.pdf')}\n")
+    elif fmt == "json":
+        _write("".join(show.lab_json(one) for one in labs))
+    elif fmt == "rich":
+        for one in labs:
+            _print_rich(show.lab_rich(one))
+    else:
+        _write(show.labs_text(labs))
+    failed = [one.pitfall.name for one in labs if not one.agrees]
+    if failed:
+        _error(
+            f"tutor pitfalls: the fixed code of {', '.join(failed)} does not give SymPy's "
+            "gradient within the rounding bound"
+        )
+        sys.exit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
