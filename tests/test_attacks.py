@@ -99,7 +99,7 @@ CASES = {
     "quadratic12-show": (quadratic12(), ["show", "{file}", "--format", "plain"], {0}),
     "quadratic12-step": (quadratic12(), ["step", "{file}", "--format", "json"], {0}),
     "rows-at-cap-step": (rows(100_000, 5_000), ["step", "{file}", "--format", "json"], {0}),
-    "rows-verify-batch": (rows(100_000, 10), ["verify", "{file}", "--batch", "1000"], {0}),
+    "rows-verify-batch": (rows(100_000, 10), ["verify", "{file}", "--batch", "1000"], {2}),
     "loss-400-digits": (giant("loss", 400), ["step", "{file}"], {2}),
     "loss-5000-digits": (giant("loss", 5000), ["step", "{file}"], {2}),
     "value-400-digits": (giant("value", 400), ["step", "{file}"], {2}),

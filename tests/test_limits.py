@@ -554,3 +554,18 @@ def test_json_lines_end_with_an_interrupted_summary_on_ctrl_c():
     # Every line before it is a whole update, numbered in order.
     assert [json.loads(line)["step"] for line in lines[:-1]] == list(range(1, len(lines)))
     assert process.returncode == 130
+
+
+def test_verify_over_many_rows_is_refused_beyond_its_work_limits(refuses, tmp_path_factory):
+    """1000 points × 100 000 rows peaked at 3.6 GB; the search takes ~13 s an example."""
+    path = rows_file(tmp_path_factory.mktemp("src"), 100_000, 10)
+    refuses(["verify", str(path), "--batch", "1000"], "use --batch 20 or fewer")
+    refuses(["verify", str(path), "--examples", "5"], "use --examples 1 or fewer")
+
+
+def test_the_default_search_shrinks_over_many_rows(tmp_path):
+    from tutor.verify import default_examples
+
+    assert default_examples(load(rows_file(tmp_path, 100_000, 10))) == 1
+    assert default_examples(load(rows_file(tmp_path, 5_000, 10))) == 20
+    assert default_examples(load("seed-w")) == 100

@@ -34,6 +34,7 @@ import random
 from collections.abc import Iterable, Sequence
 
 from ..derivation import derive
+from ..errors import UsageError
 from ..model import Problem
 from .batched import batch
 from .bound import Assessment, GradientBound, gradient_bound
@@ -110,6 +111,7 @@ def verify(
     seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     reports: list[PartialReport] = []
     for problem in problems:
+        _check_work(problem, examples, size)
         derivation = derive(problem)
         for style in variables:
             if size is not None:
@@ -125,9 +127,43 @@ def verify(
                 reports += search(
                     problem,
                     derivation=derivation,
-                    examples=examples or 100,
+                    examples=examples or default_examples(problem),
                     dtype=dtype,
                     variables=style,
                     seed=seed,
                 )
     return reports
+
+
+#: Points × data rows in one batch: each temporary array of the formula then holds
+#: at most 16 MB of float64s, and a batch stays within 250 MB above TensorFlow.
+MAX_BATCH_ROWS = 2_000_000
+#: Examples × data rows the high-precision search evaluates per partial: about
+#: 13 s for 100 000 rows here, so the search of a large data set stays short.
+MAX_SEARCH_ROWS = 100_000
+
+
+def default_examples(problem: Problem) -> int:
+    """Return the search's examples when none are asked for: 100, fewer over many rows.
+
+    >>> from tutor import load
+    >>> default_examples(load("seed-w")), default_examples(load("least-squares"))
+    (100, 100)
+    """
+    return max(1, min(100, MAX_SEARCH_ROWS // max(problem.rows, 1)))
+
+
+def _check_work(problem: Problem, examples: int | None, size: int | None) -> None:
+    """Refuse a batch or a search whose points × rows would exhaust memory or time."""
+    rows = max(problem.rows, 1)
+    if size is not None and size * rows > MAX_BATCH_ROWS:
+        raise UsageError(
+            f"--batch {size}: {problem.id} has {rows} data rows, and points × rows is "
+            f"limited to {MAX_BATCH_ROWS}; use --batch {max(1, MAX_BATCH_ROWS // rows)} or fewer"
+        )
+    if examples is not None and examples * rows > MAX_SEARCH_ROWS:
+        raise UsageError(
+            f"--examples {examples}: {problem.id} has {rows} data rows, and examples × rows "
+            f"is limited to {MAX_SEARCH_ROWS}; use --examples {max(1, MAX_SEARCH_ROWS // rows)} "
+            "or fewer"
+        )
