@@ -2,52 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from ..expression import Binary, Call, Name, Node, Num, Unary
 from ..functions import REGISTRY
 from ..model import Problem
+from ._python import code_names
 
 #: Python's binding strength for each operator (higher binds tighter).
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "unary": 3, "**": 4}
 
 
-#: Names the generated code itself binds; a symbol called so is renamed in the code.
-CODE_NAMES = frozenset({"tf", "tape", "math", "loss", "huber", "np", "print", "range"})
-
 #: Values of a data column per line of code, so that no line outgrows a listing.
 _PER_LINE = 8
-
-
-def code_names(symbols: Iterable[str]) -> dict[str, str]:
-    """Return the Python name each symbol has in generated code.
-
-    A symbol keeps its name unless the code needs that name itself (``tf``,
-    ``tape``, ``loss``…) or it would read as a gradient variable (``grad_…``);
-    then it gets trailing underscores until the name is free.
-
-    >>> code_names(["w", "tf", "loss", "loss_"])
-    {'w': 'w', 'tf': 'tf_', 'loss': 'loss__', 'loss_': 'loss_'}
-    """
-    symbols = list(symbols)
-    taken = set(symbols) | CODE_NAMES
-    names = {}
-    for name in symbols:
-        if name in CODE_NAMES or name.startswith("grad_"):
-            new = name + "_"
-            while new in taken:
-                new += "_"
-            taken.add(new)
-            names[name] = new
-        else:
-            names[name] = name
-    return names
 
 
 def expression(node: Node, outer: int = 0, names: Mapping[str, str] | None = None) -> str:
     """Return Python source for a loss tree, with only the parentheses Python needs.
 
-    ``names`` maps a symbol to its name in the code (see :func:`code_names`).
+    ``names`` maps a symbol to its name in the code (see :func:`._python.code_names`).
 
     >>> from tutor.expression import parse
     >>> expression(parse("(w*x - y)**2", {"w", "x", "y"}))
