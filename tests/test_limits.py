@@ -557,15 +557,25 @@ def test_json_lines_end_with_an_interrupted_summary_on_ctrl_c():
 
 
 def test_verify_over_many_rows_is_refused_beyond_its_work_limits(refuses, tmp_path_factory):
-    """1000 points × 100 000 rows peaked at 3.6 GB; the search takes ~13 s an example."""
+    """Points × compared rows is capped: 1001 points over 20 000 of the 100 000 rows."""
     path = rows_file(tmp_path_factory.mktemp("src"), 100_000, 10)
-    refuses(["verify", str(path), "--batch", "1000"], "use --batch 20 or fewer")
-    refuses(["verify", str(path), "--examples", "5"], "use --examples 1 or fewer")
+    refuses(["verify", str(path), "--batch", "1001"], "use --batch 1000 or fewer")
+    refuses(["verify", str(path), "--examples", "501"], "use --examples 500 or fewer")
 
 
-def test_the_default_search_shrinks_over_many_rows(tmp_path):
-    from tutor.verify import default_examples
+def test_a_large_data_set_is_compared_on_evenly_spaced_rows(tmp_path):
+    """The search compares over 200 rows and a batch over 20 000, first and last included:
+    before, the search took 13 s an example over 100 000 rows, and a batch of 1000 points
+    was refused (it peaked at 3.6 GB)."""
+    from tutor.verify import BATCH_ROWS, SEARCH_ROWS, compared_rows, default_examples
 
-    assert default_examples(load(rows_file(tmp_path, 100_000, 10))) == 1
-    assert default_examples(load(rows_file(tmp_path, 5_000, 10))) == 20
-    assert default_examples(load("seed-w")) == 100
+    problem = load(rows_file(tmp_path, 100_000, 10))
+    for limit in (SEARCH_ROWS, BATCH_ROWS):
+        fewer = compared_rows(problem, limit)
+        assert fewer.rows == limit
+        xs = problem.data["x"]
+        step = (len(xs) - 1) / (limit - 1)
+        assert fewer.data["x"] == tuple(xs[round(i * step)] for i in range(limit))
+        assert (fewer.data["x"][-1], fewer.data["y"][-1]) == (xs[-1], problem.data["y"][-1])
+    assert default_examples(problem) == 100
+    assert compared_rows(load("least-squares"), SEARCH_ROWS) == load("least-squares")
