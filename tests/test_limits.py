@@ -579,3 +579,87 @@ def test_a_large_data_set_is_compared_on_evenly_spaced_rows(tmp_path):
         assert (fewer.data["x"][-1], fewer.data["y"][-1]) == (xs[-1], problem.data["y"][-1])
     assert default_examples(problem) == 100
     assert compared_rows(load("least-squares"), SEARCH_ROWS) == load("least-squares")
+
+
+# -- one time budget for all the symbolic work of a command ----------------------------------
+
+#: A run of the command line with one piece of SymPy's work made to hang, and the
+#: command's budget cut to 2 s so that the test is quick.
+_HANGING = """
+import sys, time
+import tutor._timeout
+tutor._timeout.COMMAND_SECONDS = 2.0
+
+def hang(real):
+    def slow(*args, **kwargs):
+        time.sleep(600)
+        return real(*args, **kwargs)
+    return slow
+
+what = sys.argv[1]
+if what == "analysis":
+    import tutor.derivation
+    tutor.derivation.analyse = hang(tutor.derivation.analyse)
+elif what == "factor":
+    import sympy
+    sympy.factor = hang(sympy.factor)
+else:
+    from sympy.printing.latex import LatexPrinter
+    LatexPrinter.doprint = hang(LatexPrinter.doprint)
+from tutor.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+BUDGET_CASES = [
+    ("analysis", ["show", "{path}", "--format", "plain"]),
+    ("analysis", ["step", "{path}", "--format", "seed"]),
+    ("analysis", ["handout", "{path}", "-o", "h.tex"]),
+    ("analysis", ["notebook", "{path}", "-o", "n.ipynb"]),
+    ("analysis", ["verify", "{path}", "--examples", "3"]),
+    ("analysis", ["graph", "{path}", "--format", "plain"]),
+    ("analysis", ["practice", "{path}"]),
+    ("latex", ["show", "{path}", "--format", "latex"]),
+    ("latex", ["show", "{path}", "--format", "json"]),
+    ("latex", ["step", "{path}", "--format", "plain"]),
+    ("latex", ["step", "{path}", "--format", "latex"]),
+    ("analysis", ["step", "{path}", "--format", "json"]),
+    ("latex", ["handout", "{path}", "-o", "h.tex"]),
+    ("latex", ["handout", "{path}", "--variants", "2", "--answers", "-o", "h.tex"]),
+    ("latex", ["notebook", "{path}", "-o", "n.ipynb"]),
+    ("latex", ["graph", "{path}", "--format", "latex"]),
+    ("factor", ["pitfalls", "all", "{path}", "--format", "plain"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slow", "args"), BUDGET_CASES, ids=[f"{s}-{'-'.join(a[:3:2])}" for s, a in BUDGET_CASES]
+)
+def test_slow_analysis_or_latex_is_stopped_within_the_budget(tmp_path, slow, args):
+    """The analysis and the printing ran outside the limit: each hung a command for good."""
+    path = problem_file(tmp_path)
+    command = [sys.executable, "-c", _HANGING, slow, *[a.format(path=path) for a in args]]
+    started = time.monotonic()
+    out = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+    seconds = time.monotonic() - started
+    assert out.returncode == 2, out.stderr
+    line = one_line_error(out.stderr)
+    assert "within the 2 s the tutor gives the symbolic work of one command" in line
+    # The budget, the imports (TensorFlow's among them), and a fork server's start.
+    assert seconds < 2 + 20
+    assert out.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.toml"]
+
+
+def test_a_budget_is_spent_across_computations():
+    from tutor._timeout import budget, within_time_limit
+    from tutor.errors import ExpressionError
+
+    with budget(1.0):
+        within_time_limit(time.sleep, 0.6, what="the first")
+        with pytest.raises(ExpressionError, match="the second did not finish within the 1 s"):
+            within_time_limit(time.sleep, 0.6, what="the second")
+        with budget(1.0):  # a budget of its own, as each answer in practice has
+            within_time_limit(time.sleep, 0.6, what="an answer")

@@ -66,6 +66,10 @@ MAX_PREDICTED_STEPS = 1_000_000
 #: Parameters up to which the fixed point is also solved in symbols (a formula to read).
 SYMBOLIC_FIXED_POINT = 3
 
+#: Operations in the solved fixed point beyond which no formula is shown: one that long
+#: is not read, and simplifying it can take minutes (six squares in three unknowns).
+MAX_FORMULA_OPS = 300
+
 
 @dataclass(frozen=True)
 class Curvature:
@@ -386,6 +390,8 @@ def _fixed_point_formula(
         solved = matrix.LUsolve(rhs)
     except (ValueError, ZeroDivisionError, sympy.matrices.exceptions.NonInvertibleMatrixError):
         return None
+    if any(sympy.count_ops(e) > MAX_FORMULA_OPS for e in solved):
+        return None  # too long to read; and simplifying it could take minutes
     return {n: sympy.factor(sympy.cancel(e)) for n, e in zip(names, solved, strict=True)}
 
 
