@@ -7,6 +7,7 @@ terminal escape reaching the screen, a file written through a link.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -663,3 +664,47 @@ def test_a_budget_is_spent_across_computations():
             within_time_limit(time.sleep, 0.6, what="the second")
         with budget(1.0):  # a budget of its own, as each answer in practice has
             within_time_limit(time.sleep, 0.6, what="an answer")
+
+
+# -- reasons computed in exact arithmetic when float64 cannot hold the coefficients ---------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_tiny_curvature_is_not_called_linear(run_cli, dtype):
+    """2x² with x = 1e-170 underflowed to 0: the loss was called linear, the run diverging."""
+    status, out, err = run_cli(
+        "step", "seed-w", "--set", "x=1e-170", "--dtype", dtype, "--steps", "3", "--format", "plain"
+    )
+    assert status == 0, err
+    assert "linear" not in out and "diverging" not in out
+    # ∂²L/∂w² = 2x² and the bound 2/λ = 1/x², computed here with exact integers:
+    # x = 1e-170 as a float is 10⁻¹⁷⁰ to 16 digits, so both show as 2.0e-340 and 1.0e+340.
+    assert "∂²L/∂w² = 2.0e-340" in out
+    assert "below the bound 2/λ_max = 1.0e+340" in out
+    # 1 − ηλ = 1 − 0.01·2e-340: the factor rounds to 1 in either dtype.
+    assert "1 − ηλ_min = 1 − 2.0e-342 of the distance, which rounds to 1" in out
+    assert out.splitlines()[-1].startswith("completed: 3 updates")
+    if dtype == "float32":
+        assert "x = 1e-170 is below float32's smallest normal number" in out
+
+
+def test_a_huge_curvature_names_the_bound_no_dtype_can_meet(run_cli):
+    """2w² with w = 1e308 overflowed: "coefficients not finite" told nothing true to act on."""
+    status, out, err = run_cli(
+        "step", "seed-x", "--set", "w=1e308", "--dtype", "float64", "--format", "plain"
+    )
+    assert status == 1
+    assert "∂²L/∂x² = 2.0e+616" in out
+    line = one_line_error(err)
+    assert "the loss overflowed to inf" in line
+    assert "above the bound 2/λ_max = 1.0e-616" in line
+    assert "every rate float64 can use (at least 2.23e-308) is above it" in line
+
+
+def test_an_overflow_that_is_not_the_rates_fault_does_not_blame_it(run_cli):
+    for args in (["seed-x", "--set", "x=1e155"], ["seed-w", "--set", "w=1e308"]):
+        status, out, err = run_cli("step", *args, "--dtype", "float64", "--format", "json")
+        assert status == 1
+        summary = json.loads(out.splitlines()[-1])["summary"]
+        assert summary["status"] == "diverged"
+        assert summary["reason"] == "at update 1 the loss overflowed to inf"
