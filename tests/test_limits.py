@@ -708,3 +708,150 @@ def test_an_overflow_that_is_not_the_rates_fault_does_not_blame_it(run_cli):
         summary = json.loads(out.splitlines()[-1])["summary"]
         assert summary["status"] == "diverged"
         assert summary["reason"] == "at update 1 the loss overflowed to inf"
+
+
+# -- the cleaner, through every command's messages ---------------------------------------
+
+#: Every kind a terminal obeys: CSI and OSC sequences, C0 and C1 controls, bidi overrides
+#: and isolates and marks, written as TOML escapes where TOML needs them.
+HOSTILE = (
+    "\\u001b[2J\\u001b]0;pwned\\u0007 \u202eevil\u202c \u2066iso\u2069 \\u009b31m \\u0085\u200f"
+)
+
+HOSTILE_PROSE = f"""\
+title = "Title {HOSTILE}"
+summary = "Summary {HOSTILE}"
+loss = "(w*x - y)**2"
+
+[values]
+x = 3.0
+y = 6.0
+w = 0.5
+
+[descent]
+wrt = ["w"]
+learning_rate = 0.01
+steps = 3
+"""
+
+EVERY_COMMAND = [
+    *(["show", "{path}", "--format", f] for f in ("plain", "latex", "json", "rich")),
+    *(["step", "{path}", "--format", f] for f in ("plain", "seed", "latex", "json", "rich")),
+    ["step", "{path}", "--show-code", "--backprop"],
+    ["check", "{path}"],
+    ["verify", "{path}", "--examples", "3"],
+    ["verify", "{path}", "--batch", "10"],
+    *(["graph", "{path}", "--format", f] for f in ("plain", "latex", "json", "dot", "rich")),
+    ["practice", "{path}"],
+    ["practice", "{path}", "--format", "json"],
+    *(["pitfalls", "integer-dtype", "{path}", "--format", f] for f in ("plain", "json", "rich")),
+    ["pitfalls", "integer-dtype", "{path}", "--format", "latex"],
+    ["notebook", "{path}", "-o", "n.ipynb"],
+    ["handout", "{path}", "-o", "h.tex"],
+    ["handout", "{path}", "--variants", "2", "--answers", "-o", "v.tex"],
+    ["handout", "{path}", "--variants", "2", "--format", "json"],
+]
+
+
+def _ids(args: list[str]) -> str:
+    return "-".join(a for a in args if a != "{path}")
+
+
+@pytest.fixture
+def answers_from(monkeypatch):
+    """Standard input for practice: the answers given, then end of input."""
+    import io
+
+    def give(text: str) -> None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+
+    return give
+
+
+@pytest.mark.parametrize("args", EVERY_COMMAND, ids=_ids)
+def test_hostile_prose_never_reaches_the_terminal(
+    run_cli, tmp_path, monkeypatch, answers_from, args
+):
+    monkeypatch.chdir(tmp_path)
+    answers_from("2*x*(w*x - y)\n")
+    path = tmp_path / "p.toml"
+    path.write_text(HOSTILE_PROSE, encoding="utf-8")
+    status, out, err = run_cli(*[a.format(path=path) for a in args])
+    assert status == 0, err
+    assert_clean(out)
+    assert_clean(err)
+
+
+HOSTILE_NAME = "\\u001b[31mk\u202e\\u0085"
+
+#: Untrusted names where each reaches an error message: a key, a wrt entry, a name in
+#: the loss, a [verify] key, a data column's key.
+HOSTILE_FILES = {
+    "key": f'title = "t"\nloss = "w"\n"{HOSTILE_NAME}" = 1\n[values]\nw = 1.0\n',
+    "values-key": f'title = "t"\nloss = "w"\n[values]\nw = 1.0\n"{HOSTILE_NAME}" = 2.0\n',
+    "wrt": f'title = "t"\nloss = "w"\n[values]\nw = 1.0\n[descent]\nwrt = ["{HOSTILE_NAME}"]\n',
+    "loss-name": 'title = "t"\nloss = "w*k\u202e"\n[values]\nw = 1.0\n',
+    "loss-text": 'title = "t"\nloss = "w + \\u001b[31m"\n[values]\nw = 1.0\n',
+    "verify-key": (
+        f'title = "t"\nloss = "w"\n[values]\nw = 1.0\n[verify]\n"{HOSTILE_NAME}" = [0, 1]\n'
+    ),
+    "data-key": f'title = "t"\nloss = "w"\n[values]\nw = 1.0\n[data]\n"{HOSTILE_NAME}" = [1.0]\n',
+}
+
+REFUSING_COMMANDS = [
+    ["show", "{path}"],
+    ["step", "{path}", "--format", "json"],
+    ["check", "{path}"],
+    ["verify", "{path}"],
+    ["graph", "{path}"],
+    ["practice", "{path}"],
+    ["pitfalls", "integer-dtype", "{path}"],
+    ["notebook", "{path}", "-o", "n.ipynb"],
+    ["handout", "{path}", "-o", "h.tex"],
+]
+
+
+@pytest.mark.parametrize("command", REFUSING_COMMANDS, ids=_ids)
+@pytest.mark.parametrize("kind", list(HOSTILE_FILES))
+def test_hostile_names_in_a_file_never_reach_the_terminal(
+    run_cli, tmp_path, monkeypatch, kind, command
+):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "p.toml"
+    path.write_text(HOSTILE_FILES[kind], encoding="utf-8")
+    status, out, err = run_cli(*[a.format(path=path) for a in command])
+    assert status == 2, err
+    assert_clean(out)
+    assert_clean(err)
+    if command[0] != "check":
+        one_line_error(err)
+
+
+RAW = "\x1b[31mk\u202e\x85\u2066"
+
+HOSTILE_ARGUMENTS = [
+    ["show", "seed-w", "--wrt", RAW],
+    ["step", "seed-w", "--wrt", RAW],
+    ["step", "seed-w", "--set", f"{RAW}=1"],
+    ["step", "seed-w", "--set", f"w={RAW}"],
+    ["graph", "seed-w", "--set", f"{RAW}=1"],
+    ["practice", "seed-w", "--wrt", RAW],
+    ["pitfalls", RAW],
+    ["show", f"{RAW}.toml"],
+    ["show", RAW],
+    ["check", f"{RAW}.toml"],
+    ["verify", RAW],
+    ["handout", "seed-w", "-o", f"{RAW}.txt"],
+    ["notebook", "seed-w", "-o", f"{RAW}.txt"],
+    ["pitfalls", "all", "-o", f"{RAW}.txt"],
+]
+
+
+@pytest.mark.parametrize("args", HOSTILE_ARGUMENTS, ids=range(len(HOSTILE_ARGUMENTS)))
+def test_hostile_arguments_never_reach_the_terminal(run_cli, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_cli(*args)
+    assert status == 2, err
+    assert_clean(out)
+    assert_clean(err)
+    one_line_error(err)
