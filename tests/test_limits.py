@@ -855,3 +855,17 @@ def test_hostile_arguments_never_reach_the_terminal(run_cli, tmp_path, monkeypat
     assert_clean(out)
     assert_clean(err)
     one_line_error(err)
+
+
+def test_verify_leaves_no_hypothesis_folder_behind(tmp_path):
+    """Hypothesis caches the constants of the source it runs in .hypothesis/, database or not:
+    run as a command (not under pytest, whose plugin sets the folder) verify left one."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tutor", "verify", "seed-w", "--examples", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert list(tmp_path.iterdir()) == []
