@@ -403,6 +403,13 @@ def step(
         sys.exit(1)
 
 
+def _budget_per_loss(losses: int) -> Any:
+    """Return a time budget for the symbolic work on ``losses`` losses (problems or variants)."""
+    from ._timeout import COMMAND_SECONDS
+
+    return budget(COMMAND_SECONDS * max(losses, 1))
+
+
 @cli.command(short_help="Write a LaTeX handout (and PDF).")
 @click.argument("problems", nargs=-1, required=True, metavar="PROBLEM...")
 @click.option(
@@ -492,10 +499,11 @@ def handout(
         check_target(target.with_suffix(".pdf"))
     from ._rehearsal import rehearse_handout
 
+    # One variant shows the work of each: the rest are the same loss with other numbers.
     within_time_limit(
         rehearse_handout,
         loaded,
-        variants,
+        min(variants, 1),
         seed,
         answers,
         graph,
@@ -506,12 +514,13 @@ def handout(
     from .autodiff import TensorFlowBackend
     from .handout import build
 
-    document = build(
-        loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers, graph=graph
-    )
-    tex = render(document, source)
-    key_target = target.with_name(f"{target.stem}-key.tex")
-    key = render(document, source, key_only=True) if answers else None
+    with _budget_per_loss(len(loaded) * max(variants, 1)):
+        document = build(
+            loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers, graph=graph
+        )
+        tex = render(document, source)
+        key_target = target.with_name(f"{target.stem}-key.tex")
+        key = render(document, source, key_only=True) if answers else None
     write_atomic(target, tex.encode("utf-8"))
     _write(f"wrote {target}\n")
     if key is not None:
@@ -556,7 +565,7 @@ def _handout_key(
     within_time_limit(
         rehearse_handout,
         loaded,
-        variants,
+        min(variants, 1),
         seed,
         True,
         False,
@@ -568,8 +577,9 @@ def _handout_key(
     from .handout import build
     from .render.jsonl import answer_key
 
-    document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=True)
-    lines = answer_key(document.exercises)
+    with _budget_per_loss(len(loaded) * variants):
+        document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=True)
+        lines = answer_key(document.exercises)
     if target is None:
         _write(lines)
         return
@@ -893,11 +903,12 @@ def verify_command(
     from .verify import verify
 
     loaded = [load(p) for p in problems or shipped_ids()]
-    within_time_limit(rehearse_verify, loaded, what="deriving the gradients and their bounds")
     styles = VARIABLE_MODES if variables == "both" else (variables,)
-    reports = verify(
-        loaded, examples=examples, size=batch, dtype=dtype, variables=styles, seed=seed
-    )
+    with _budget_per_loss(len(loaded)):
+        within_time_limit(rehearse_verify, loaded, what="deriving the gradients and their bounds")
+        reports = verify(
+            loaded, examples=examples, size=batch, dtype=dtype, variables=styles, seed=seed
+        )
     _write(render(reports))
     if not all(r.passed for r in reports):
         _error("tutor verify: TensorFlow and SymPy disagree beyond the bound")
