@@ -13,8 +13,10 @@ the real rendering, which prints the same formulas (once per update), is known
 to be as quick; a loss whose printing is too slow is refused before any
 descent starts.
 
-Each ``rehearse_*`` function runs in the limited child, so it takes and
-returns only what pickles, and returns nothing but a sign that it finished.
+Each ``rehearse_*`` function runs in the limited child, so it takes only what
+pickles, and returns nothing but a sign that it finished. Commands without
+TensorFlow (``show``, ``notebook``) need no rehearsal: the child computes their
+whole output (:func:`show_output`, :func:`notebook_text`).
 """
 
 from __future__ import annotations
