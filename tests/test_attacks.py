@@ -55,6 +55,7 @@ def baseline(tmp_path_factory) -> tuple[float, float]:
     code = "import sympy, tensorflow"
     status, err, seconds, megabytes = measure([sys.executable, "-c", code], folder)
     assert status == 0, err
+    print(f"\nbaseline {code!r}: {seconds:.1f} s, {megabytes:.0f} MB")
     return seconds, megabytes
 
 
