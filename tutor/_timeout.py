@@ -110,14 +110,15 @@ def within_time_limit(
 class _Budget:
     """The seconds one command may still spend computing under a limit."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, spent_on: str) -> None:
         self.seconds = seconds
         self.remaining = seconds
+        self.spent_on = spent_on
 
     def expired(self, what: str) -> ExpressionError:
         return ExpressionError(
             f"{what} did not finish within the {self.seconds:g} s the tutor gives the symbolic "
-            "work of one command, and was stopped; the loss is too complex for the tutor: "
+            f"work of {self.spent_on}, and was stopped; the loss is too complex for the tutor: "
             "use fewer terms or smaller powers"
         )
 
@@ -127,10 +128,11 @@ _budget: _Budget | None = None
 
 
 @contextlib.contextmanager
-def budget(seconds: float | None = None) -> Iterator[None]:
+def budget(seconds: float | None = None, spent_on: str = "one command") -> Iterator[None]:
     """Make every limited computation in the block draw on one budget of ``seconds``.
 
-    The default is :data:`COMMAND_SECONDS`, read when the block starts.
+    The default is :data:`COMMAND_SECONDS`, read when the block starts;
+    ``spent_on`` says in the message what the budget was for.
 
     A budget inside a budget replaces it for its block (an answer typed in
     practice gets its own), and the outer one resumes after it.
@@ -140,7 +142,7 @@ def budget(seconds: float | None = None) -> Iterator[None]:
     1024
     """
     global _budget
-    outer, _budget = _budget, _Budget(COMMAND_SECONDS if seconds is None else seconds)
+    outer, _budget = _budget, _Budget(COMMAND_SECONDS if seconds is None else seconds, spent_on)
     try:
         yield
     finally:

@@ -407,7 +407,9 @@ def _budget_per_loss(losses: int) -> Any:
     """Return a time budget for the symbolic work on ``losses`` losses (problems or variants)."""
     from ._timeout import COMMAND_SECONDS
 
-    return budget(COMMAND_SECONDS * max(losses, 1))
+    losses = max(losses, 1)
+    spent_on = "one command" if losses == 1 else f"{losses} losses ({COMMAND_SECONDS:g} s each)"
+    return budget(COMMAND_SECONDS * losses, spent_on)
 
 
 @cli.command(short_help="Write a LaTeX handout (and PDF).")
