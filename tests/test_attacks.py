@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,23 @@ SECONDS_BEYOND_IMPORTS = 30.0
 MEGABYTES_ABOVE_TENSORFLOW = 250.0
 
 
-def measure(args: list[str], cwd: Path) -> tuple[int, str, float, float]:
-    """Run ``args``; return (exit status, standard error, seconds, peak resident MB)."""
+def measure(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, str, float, float]:
+    """Run ``args``; return (exit status, standard error, seconds, peak resident MB).
+
+    The peak is the largest of the process and its children (``ru_maxrss`` of
+    ``wait4`` covers the process; the children it waited for count in its own).
+    """
     start = time.monotonic()
     process = subprocess.Popen(
-        args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        args,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     err = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -42,6 +55,7 @@ def baseline(tmp_path_factory) -> tuple[float, float]:
     code = "import sympy, tensorflow"
     status, err, seconds, megabytes = measure([sys.executable, "-c", code], folder)
     assert status == 0, err
+    print(f"\nbaseline {code!r}: {seconds:.1f} s, {megabytes:.0f} MB")
     return seconds, megabytes
 
 
@@ -81,6 +95,26 @@ def rows(count: int, steps: int) -> str:
     )
 
 
+def symbolic_squares(count: int) -> str:
+    """Squares of linear forms in three unknowns whose coefficients are all symbols.
+
+    Six of them took minutes to analyse (simplifying the fixed point in symbols)
+    while parsing and deriving took a second.
+    """
+    names = iter(f"c{i}" for i in range(4 * count))
+    terms, values = [], []
+    for _ in range(count):
+        a, b, c, r = (next(names) for _ in range(4))
+        terms.append(f"({a}*u + {b}*v + {c}*w - {r})**2")
+        values += [a, b, c, r]
+    listed = "\n".join(f"{n} = {1 + i % 7 * 0.5}" for i, n in enumerate(values))
+    return (
+        f'title = "squares"\nloss = "{" + ".join(terms)}"\n[values]\n{listed}\n'
+        'u = 0.5\nv = 0.5\nw = 0.5\n[descent]\nwrt = ["u", "v", "w"]\n'
+        "learning_rate = 0.001\nsteps = 3\n"
+    )
+
+
 def giant(where: str, digits: int) -> str:
     number = "9" * digits
     loss = f"(w*x - y)**2 + {number}" if where == "loss" else "(w*x - y)**2"
@@ -99,7 +133,10 @@ CASES = {
     "quadratic12-show": (quadratic12(), ["show", "{file}", "--format", "plain"], {0}),
     "quadratic12-step": (quadratic12(), ["step", "{file}", "--format", "json"], {0}),
     "rows-at-cap-step": (rows(100_000, 5_000), ["step", "{file}", "--format", "json"], {0}),
-    "rows-verify-batch": (rows(100_000, 10), ["verify", "{file}", "--batch", "1000"], {2}),
+    "rows-verify-batch": (rows(100_000, 10), ["verify", "{file}", "--batch", "1000"], {0}),
+    "rows-verify": (rows(100_000, 10), ["verify", "{file}"], {0}),
+    "squares6-show": (symbolic_squares(6), ["show", "{file}", "--format", "plain"], {0}),
+    "squares6-step": (symbolic_squares(6), ["step", "{file}", "--format", "latex"], {0}),
     "loss-400-digits": (giant("loss", 400), ["step", "{file}"], {2}),
     "loss-5000-digits": (giant("loss", 5000), ["step", "{file}"], {2}),
     "value-400-digits": (giant("value", 400), ["step", "{file}"], {2}),
@@ -112,7 +149,9 @@ def test_each_attack_finishes_or_is_refused_within_time_and_memory(tmp_path, bas
     text, args, statuses = CASES[case]
     (tmp_path / "attack.toml").write_text(text)
     command = [sys.executable, "-m", "tutor", *(a.format(file="attack.toml") for a in args)]
-    status, err, seconds, megabytes = measure(command, tmp_path)
+    mark = f"tutor-attack-{uuid.uuid4()}"
+    env = {**os.environ, "TUTOR_ATTACK_MARK": mark}
+    status, err, seconds, megabytes = measure(command, tmp_path, env)
     base_seconds, base_megabytes = baseline
     print(f"{case}: exit {status}, {seconds:.1f} s, {megabytes:.0f} MB")
     assert status in statuses, err
@@ -121,3 +160,20 @@ def test_each_attack_finishes_or_is_refused_within_time_and_memory(tmp_path, bas
     assert seconds <= base_seconds + SECONDS_BEYOND_IMPORTS
     assert megabytes <= base_megabytes + MEGABYTES_ABOVE_TENSORFLOW
     assert list(tmp_path.iterdir()) == [tmp_path / "attack.toml"]  # nothing left behind
+    assert processes_marked(mark) == []  # no child, fork server or TeX still running
+
+
+def processes_marked(mark: str) -> list[int]:
+    """Return the processes whose environment holds ``mark`` (children inherit it)."""
+    time.sleep(0.5)  # a fork server ends when it reads the end of its pipe
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours
+            continue
+        if mark.encode() in environ:
+            found.append(int(entry.name))
+    return found

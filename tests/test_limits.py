@@ -7,6 +7,7 @@ terminal escape reaching the screen, a file written through a link.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -557,15 +558,314 @@ def test_json_lines_end_with_an_interrupted_summary_on_ctrl_c():
 
 
 def test_verify_over_many_rows_is_refused_beyond_its_work_limits(refuses, tmp_path_factory):
-    """1000 points × 100 000 rows peaked at 3.6 GB; the search takes ~13 s an example."""
+    """Points × compared rows is capped: 1001 points over 20 000 of the 100 000 rows."""
     path = rows_file(tmp_path_factory.mktemp("src"), 100_000, 10)
-    refuses(["verify", str(path), "--batch", "1000"], "use --batch 20 or fewer")
-    refuses(["verify", str(path), "--examples", "5"], "use --examples 1 or fewer")
+    refuses(["verify", str(path), "--batch", "1001"], "use --batch 1000 or fewer")
+    refuses(["verify", str(path), "--examples", "501"], "use --examples 500 or fewer")
 
 
-def test_the_default_search_shrinks_over_many_rows(tmp_path):
-    from tutor.verify import default_examples
+def test_a_large_data_set_is_compared_on_evenly_spaced_rows(tmp_path):
+    """The search compares over 200 rows and a batch over 20 000, first and last included:
+    before, the search took 13 s an example over 100 000 rows, and a batch of 1000 points
+    was refused (it peaked at 3.6 GB)."""
+    from tutor.verify import BATCH_ROWS, SEARCH_ROWS, compared_rows, default_examples
 
-    assert default_examples(load(rows_file(tmp_path, 100_000, 10))) == 1
-    assert default_examples(load(rows_file(tmp_path, 5_000, 10))) == 20
-    assert default_examples(load("seed-w")) == 100
+    problem = load(rows_file(tmp_path, 100_000, 10))
+    for limit in (SEARCH_ROWS, BATCH_ROWS):
+        fewer = compared_rows(problem, limit)
+        assert fewer.rows == limit
+        xs = problem.data["x"]
+        step = (len(xs) - 1) / (limit - 1)
+        assert fewer.data["x"] == tuple(xs[round(i * step)] for i in range(limit))
+        assert (fewer.data["x"][-1], fewer.data["y"][-1]) == (xs[-1], problem.data["y"][-1])
+    assert default_examples(problem) == 100
+    assert compared_rows(load("least-squares"), SEARCH_ROWS) == load("least-squares")
+
+
+# -- one time budget for all the symbolic work of a command ----------------------------------
+
+#: A run of the command line with one piece of SymPy's work made to hang, and the
+#: command's budget cut to 2 s so that the test is quick.
+_HANGING = """
+import sys, time
+import tutor._timeout
+tutor._timeout.COMMAND_SECONDS = 2.0
+
+def hang(real):
+    def slow(*args, **kwargs):
+        time.sleep(600)
+        return real(*args, **kwargs)
+    return slow
+
+what = sys.argv[1]
+if what == "analysis":
+    import tutor.derivation
+    tutor.derivation.analyse = hang(tutor.derivation.analyse)
+elif what == "factor":
+    import sympy
+    sympy.factor = hang(sympy.factor)
+else:
+    from sympy.printing.latex import LatexPrinter
+    LatexPrinter.doprint = hang(LatexPrinter.doprint)
+from tutor.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+BUDGET_CASES = [
+    ("analysis", ["show", "{path}", "--format", "plain"]),
+    ("analysis", ["step", "{path}", "--format", "seed"]),
+    ("analysis", ["handout", "{path}", "-o", "h.tex"]),
+    ("analysis", ["notebook", "{path}", "-o", "n.ipynb"]),
+    ("analysis", ["verify", "{path}", "--examples", "3"]),
+    ("analysis", ["graph", "{path}", "--format", "plain"]),
+    ("analysis", ["practice", "{path}"]),
+    ("latex", ["show", "{path}", "--format", "latex"]),
+    ("latex", ["show", "{path}", "--format", "json"]),
+    ("latex", ["step", "{path}", "--format", "plain"]),
+    ("latex", ["step", "{path}", "--format", "latex"]),
+    ("analysis", ["step", "{path}", "--format", "json"]),
+    ("latex", ["handout", "{path}", "-o", "h.tex"]),
+    ("latex", ["handout", "{path}", "--variants", "2", "--answers", "-o", "h.tex"]),
+    ("latex", ["notebook", "{path}", "-o", "n.ipynb"]),
+    ("latex", ["graph", "{path}", "--format", "latex"]),
+    ("factor", ["pitfalls", "all", "{path}", "--format", "plain"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slow", "args"), BUDGET_CASES, ids=[f"{s}-{'-'.join(a[:3:2])}" for s, a in BUDGET_CASES]
+)
+def test_slow_analysis_or_latex_is_stopped_within_the_budget(tmp_path, slow, args):
+    """The analysis and the printing ran outside the limit: each hung a command for good."""
+    path = problem_file(tmp_path)
+    command = [sys.executable, "-c", _HANGING, slow, *[a.format(path=path) for a in args]]
+    started = time.monotonic()
+    out = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+    seconds = time.monotonic() - started
+    assert out.returncode == 2, out.stderr
+    line = one_line_error(out.stderr)
+    assert "within the 2 s the tutor gives the symbolic work of one command" in line
+    # The budget, the imports (TensorFlow's among them), and a fork server's start.
+    assert seconds < 2 + 20
+    assert out.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.toml"]
+
+
+def test_a_budget_is_spent_across_computations():
+    from tutor._timeout import budget, within_time_limit
+    from tutor.errors import ExpressionError
+
+    with budget(1.0):
+        within_time_limit(time.sleep, 0.6, what="the first")
+        with pytest.raises(ExpressionError, match="the second did not finish within the 1 s"):
+            within_time_limit(time.sleep, 0.6, what="the second")
+        with budget(1.0):  # a budget of its own, as each answer in practice has
+            within_time_limit(time.sleep, 0.6, what="an answer")
+
+
+# -- reasons computed in exact arithmetic when float64 cannot hold the coefficients ---------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_tiny_curvature_is_not_called_linear(run_cli, dtype):
+    """2x² with x = 1e-170 underflowed to 0: the loss was called linear, the run diverging."""
+    status, out, err = run_cli(
+        "step", "seed-w", "--set", "x=1e-170", "--dtype", dtype, "--steps", "3", "--format", "plain"
+    )
+    assert status == 0, err
+    assert "linear" not in out and "diverging" not in out
+    # ∂²L/∂w² = 2x² and the bound 2/λ = 1/x², computed here with exact integers:
+    # x = 1e-170 as a float is 10⁻¹⁷⁰ to 16 digits, so both show as 2.0e-340 and 1.0e+340.
+    assert "∂²L/∂w² = 2.0e-340" in out
+    assert "below the bound 2/λ_max = 1.0e+340" in out
+    # 1 − ηλ = 1 − 0.01·2e-340: the factor rounds to 1 in either dtype.
+    assert "1 − ηλ_min = 1 − 2.0e-342 of the distance, which rounds to 1" in out
+    assert out.splitlines()[-1].startswith("completed: 3 updates")
+    if dtype == "float32":
+        assert "x = 1e-170 is below float32's smallest normal number" in out
+
+
+def test_a_huge_curvature_names_the_bound_no_dtype_can_meet(run_cli):
+    """2w² with w = 1e308 overflowed: "coefficients not finite" told nothing true to act on."""
+    status, out, err = run_cli(
+        "step", "seed-x", "--set", "w=1e308", "--dtype", "float64", "--format", "plain"
+    )
+    assert status == 1
+    assert "∂²L/∂x² = 2.0e+616" in out
+    line = one_line_error(err)
+    assert "the loss overflowed to inf" in line
+    assert "above the bound 2/λ_max = 1.0e-616" in line
+    assert "every rate float64 can use (at least 2.23e-308) is above it" in line
+
+
+def test_an_overflow_that_is_not_the_rates_fault_does_not_blame_it(run_cli):
+    for args in (["seed-x", "--set", "x=1e155"], ["seed-w", "--set", "w=1e308"]):
+        status, out, err = run_cli("step", *args, "--dtype", "float64", "--format", "json")
+        assert status == 1
+        summary = json.loads(out.splitlines()[-1])["summary"]
+        assert summary["status"] == "diverged"
+        assert summary["reason"] == "at update 1 the loss overflowed to inf"
+
+
+# -- the cleaner, through every command's messages ---------------------------------------
+
+#: Every kind a terminal obeys: CSI and OSC sequences, C0 and C1 controls, bidi overrides
+#: and isolates and marks, written as TOML escapes where TOML needs them.
+HOSTILE = (
+    "\\u001b[2J\\u001b]0;pwned\\u0007 \u202eevil\u202c \u2066iso\u2069 \\u009b31m \\u0085\u200f"
+)
+
+HOSTILE_PROSE = f"""\
+title = "Title {HOSTILE}"
+summary = "Summary {HOSTILE}"
+loss = "(w*x - y)**2"
+
+[values]
+x = 3.0
+y = 6.0
+w = 0.5
+
+[descent]
+wrt = ["w"]
+learning_rate = 0.01
+steps = 3
+"""
+
+EVERY_COMMAND = [
+    *(["show", "{path}", "--format", f] for f in ("plain", "latex", "json", "rich")),
+    *(["step", "{path}", "--format", f] for f in ("plain", "seed", "latex", "json", "rich")),
+    ["step", "{path}", "--show-code", "--backprop"],
+    ["check", "{path}"],
+    ["verify", "{path}", "--examples", "3"],
+    ["verify", "{path}", "--batch", "10"],
+    *(["graph", "{path}", "--format", f] for f in ("plain", "latex", "json", "dot", "rich")),
+    ["practice", "{path}"],
+    ["practice", "{path}", "--format", "json"],
+    *(["pitfalls", "integer-dtype", "{path}", "--format", f] for f in ("plain", "json", "rich")),
+    ["pitfalls", "integer-dtype", "{path}", "--format", "latex"],
+    ["notebook", "{path}", "-o", "n.ipynb"],
+    ["handout", "{path}", "-o", "h.tex"],
+    ["handout", "{path}", "--variants", "2", "--answers", "-o", "v.tex"],
+    ["handout", "{path}", "--variants", "2", "--format", "json"],
+]
+
+
+def _ids(args: list[str]) -> str:
+    return "-".join(a for a in args if a != "{path}")
+
+
+@pytest.fixture
+def answers_from(monkeypatch):
+    """Standard input for practice: the answers given, then end of input."""
+    import io
+
+    def give(text: str) -> None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+
+    return give
+
+
+@pytest.mark.parametrize("args", EVERY_COMMAND, ids=_ids)
+def test_hostile_prose_never_reaches_the_terminal(
+    run_cli, tmp_path, monkeypatch, answers_from, args
+):
+    monkeypatch.chdir(tmp_path)
+    answers_from("2*x*(w*x - y)\n")
+    path = tmp_path / "p.toml"
+    path.write_text(HOSTILE_PROSE, encoding="utf-8")
+    status, out, err = run_cli(*[a.format(path=path) for a in args])
+    assert status == 0, err
+    assert_clean(out)
+    assert_clean(err)
+
+
+HOSTILE_NAME = "\\u001b[31mk\u202e\\u0085"
+
+#: Untrusted names where each reaches an error message: a key, a wrt entry, a name in
+#: the loss, a [verify] key, a data column's key.
+HOSTILE_FILES = {
+    "key": f'title = "t"\nloss = "w"\n"{HOSTILE_NAME}" = 1\n[values]\nw = 1.0\n',
+    "values-key": f'title = "t"\nloss = "w"\n[values]\nw = 1.0\n"{HOSTILE_NAME}" = 2.0\n',
+    "wrt": f'title = "t"\nloss = "w"\n[values]\nw = 1.0\n[descent]\nwrt = ["{HOSTILE_NAME}"]\n',
+    "loss-name": 'title = "t"\nloss = "w*k\u202e"\n[values]\nw = 1.0\n',
+    "loss-text": 'title = "t"\nloss = "w + \\u001b[31m"\n[values]\nw = 1.0\n',
+    "verify-key": (
+        f'title = "t"\nloss = "w"\n[values]\nw = 1.0\n[verify]\n"{HOSTILE_NAME}" = [0, 1]\n'
+    ),
+    "data-key": f'title = "t"\nloss = "w"\n[values]\nw = 1.0\n[data]\n"{HOSTILE_NAME}" = [1.0]\n',
+}
+
+REFUSING_COMMANDS = [
+    ["show", "{path}"],
+    ["step", "{path}", "--format", "json"],
+    ["check", "{path}"],
+    ["verify", "{path}"],
+    ["graph", "{path}"],
+    ["practice", "{path}"],
+    ["pitfalls", "integer-dtype", "{path}"],
+    ["notebook", "{path}", "-o", "n.ipynb"],
+    ["handout", "{path}", "-o", "h.tex"],
+]
+
+
+@pytest.mark.parametrize("command", REFUSING_COMMANDS, ids=_ids)
+@pytest.mark.parametrize("kind", list(HOSTILE_FILES))
+def test_hostile_names_in_a_file_never_reach_the_terminal(
+    run_cli, tmp_path, monkeypatch, kind, command
+):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "p.toml"
+    path.write_text(HOSTILE_FILES[kind], encoding="utf-8")
+    status, out, err = run_cli(*[a.format(path=path) for a in command])
+    assert status == 2, err
+    assert_clean(out)
+    assert_clean(err)
+    if command[0] != "check":
+        one_line_error(err)
+
+
+RAW = "\x1b[31mk\u202e\x85\u2066"
+
+HOSTILE_ARGUMENTS = [
+    ["show", "seed-w", "--wrt", RAW],
+    ["step", "seed-w", "--wrt", RAW],
+    ["step", "seed-w", "--set", f"{RAW}=1"],
+    ["step", "seed-w", "--set", f"w={RAW}"],
+    ["graph", "seed-w", "--set", f"{RAW}=1"],
+    ["practice", "seed-w", "--wrt", RAW],
+    ["pitfalls", RAW],
+    ["show", f"{RAW}.toml"],
+    ["show", RAW],
+    ["check", f"{RAW}.toml"],
+    ["verify", RAW],
+    ["handout", "seed-w", "-o", f"{RAW}.txt"],
+    ["notebook", "seed-w", "-o", f"{RAW}.txt"],
+    ["pitfalls", "all", "-o", f"{RAW}.txt"],
+]
+
+
+@pytest.mark.parametrize("args", HOSTILE_ARGUMENTS, ids=range(len(HOSTILE_ARGUMENTS)))
+def test_hostile_arguments_never_reach_the_terminal(run_cli, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_cli(*args)
+    assert status == 2, err
+    assert_clean(out)
+    assert_clean(err)
+    one_line_error(err)
+
+
+def test_verify_leaves_no_hypothesis_folder_behind(tmp_path):
+    """Hypothesis caches the constants of the source it runs in .hypothesis/, database or not:
+    run as a command (not under pytest, whose plugin sets the folder) verify left one."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tutor", "verify", "seed-w", "--examples", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert list(tmp_path.iterdir()) == []

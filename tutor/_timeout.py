@@ -22,6 +22,12 @@ at run time (:func:`tutor.functions.register`) are sent along, so their
 pieces must be importable (module-level functions, not lambdas), as must
 ``compute`` and its arguments.
 
+One command spends one budget: inside :func:`budget`, every limited
+computation draws on the seconds that remain of it (the time spent computing
+in children, not the time spent waiting for a key), so that the parsing,
+deriving, analysis and printing of one loss together take at most
+:data:`COMMAND_SECONDS`.
+
 >>> within_time_limit(pow, 6, 2, what="squaring")
 36
 """
@@ -37,6 +43,7 @@ import multiprocessing.popen_forkserver  # noqa: F401
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -45,6 +52,10 @@ from .errors import ExpressionError
 
 #: Seconds that deriving one partial may take; every shipped problem needs milliseconds.
 DERIVE_SECONDS = 5.0
+
+#: Seconds that all the symbolic work of one command may take together (see :func:`budget`):
+#: every shipped problem needs well under one.
+COMMAND_SECONDS = 12.0
 
 #: What the fork server imports before it forks its first child.
 _PRELOAD = ["tutor.steps", "tutor.expression", "tutor.numeric"]
@@ -56,28 +67,86 @@ def within_time_limit(
     compute: Callable[..., _T],
     *args: Any,
     what: str,
-    seconds: float = DERIVE_SECONDS,
+    seconds: float | None = None,
     **kwargs: Any,
 ) -> _T:
-    """Return ``compute(*args, **kwargs)``; raise :class:`ExpressionError` past ``seconds``.
+    """Return ``compute(*args, **kwargs)``; raise :class:`ExpressionError` past the limit.
 
-    ``what`` names the computation in the message (e.g. "deriving ∂L/∂w").
-    An exception ``compute`` raises is raised here.
+    The limit is ``seconds`` (default :data:`DERIVE_SECONDS`), and inside a
+    :func:`budget` at most what remains of it; the time taken is spent from
+    the budget. ``what`` names the computation in the message (e.g. "deriving
+    ∂L/∂w"). An exception ``compute`` raises is raised here.
     """
     if _limited:
         # Already in a limited child: its limit covers this too, and a daemonic
         # child may not start children of its own.
         return compute(*args, **kwargs)
-    if fork_is_safe() or not _worker_lock.acquire(blocking=False):
-        ok, value = _in_child(compute, args, kwargs, what=what, seconds=seconds)
+    if _budget is not None and (seconds is None or _budget.remaining < seconds):
+        limit, expired = _budget.remaining, _budget.expired(what)
     else:
-        try:
-            ok, value = _in_worker(compute, args, kwargs, what=what, seconds=seconds)
-        finally:
-            _worker_lock.release()
+        limit = DERIVE_SECONDS if seconds is None else seconds
+        expired = _expired(what, limit)
+    if limit <= 0:
+        raise expired
+    started = time.monotonic()
+    try:
+        if fork_is_safe() or not _worker_lock.acquire(blocking=False):
+            ok, value = _in_child(compute, args, kwargs, what=what, limit=limit, expired=expired)
+        else:
+            try:
+                ok, value = _in_worker(
+                    compute, args, kwargs, what=what, limit=limit, expired=expired
+                )
+            finally:
+                _worker_lock.release()
+    finally:
+        if _budget is not None:
+            _budget.remaining -= time.monotonic() - started
     if not ok:
         raise value
     return value
+
+
+class _Budget:
+    """The seconds one command may still spend computing under a limit."""
+
+    def __init__(self, seconds: float, spent_on: str) -> None:
+        self.seconds = seconds
+        self.remaining = seconds
+        self.spent_on = spent_on
+
+    def expired(self, what: str) -> ExpressionError:
+        return ExpressionError(
+            f"{what} did not finish within the {self.seconds:g} s the tutor gives the symbolic "
+            f"work of {self.spent_on}, and was stopped; the loss is too complex for the tutor: "
+            "use fewer terms or smaller powers"
+        )
+
+
+#: The budget in force (see :func:`budget`), or None.
+_budget: _Budget | None = None
+
+
+@contextlib.contextmanager
+def budget(seconds: float | None = None, spent_on: str = "one command") -> Iterator[None]:
+    """Make every limited computation in the block draw on one budget of ``seconds``.
+
+    The default is :data:`COMMAND_SECONDS`, read when the block starts;
+    ``spent_on`` says in the message what the budget was for.
+
+    A budget inside a budget replaces it for its block (an answer typed in
+    practice gets its own), and the outer one resumes after it.
+
+    >>> with budget(1.0):
+    ...     within_time_limit(pow, 2, 10, what="raising")
+    1024
+    """
+    global _budget
+    outer, _budget = _budget, _Budget(COMMAND_SECONDS if seconds is None else seconds, spent_on)
+    try:
+        yield
+    finally:
+        _budget = outer
 
 
 #: True in a child that computes under a limit: nested limits then run in place.
@@ -104,15 +173,16 @@ def _in_child(
     kwargs: dict[str, Any],
     *,
     what: str,
-    seconds: float,
+    limit: float,
+    expired: ExpressionError,
 ) -> tuple[bool, Any]:
     """Compute in a child of its own, forked when safe, and kill it at the limit."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
     process = _start(sender, compute, args, kwargs)
     sender.close()
     try:
-        if not receiver.poll(seconds):
-            raise _expired(what, seconds)
+        if not receiver.poll(limit):
+            raise expired
         try:
             return _loads(receiver.recv_bytes())
         except EOFError:
@@ -175,7 +245,8 @@ def _in_worker(
     kwargs: dict[str, Any],
     *,
     what: str,
-    seconds: float,
+    limit: float,
+    expired: ExpressionError,
 ) -> tuple[bool, Any]:
     """Compute in the fork server's worker, killing it (and dropping it) at the limit.
 
@@ -190,8 +261,8 @@ def _in_worker(
     worker = _worker
     worker.connection.send(request)
     try:
-        if not worker.connection.poll(seconds):
-            raise _expired(what, seconds)
+        if not worker.connection.poll(limit):
+            raise expired
         try:
             return _loads(worker.connection.recv_bytes())
         except EOFError:

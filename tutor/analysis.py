@@ -66,6 +66,10 @@ MAX_PREDICTED_STEPS = 1_000_000
 #: Parameters up to which the fixed point is also solved in symbols (a formula to read).
 SYMBOLIC_FIXED_POINT = 3
 
+#: Operations in the solved fixed point beyond which no formula is shown: one that long
+#: is not read, and simplifying it can take minutes (six squares in three unknowns).
+MAX_FORMULA_OPS = 300
+
 
 @dataclass(frozen=True)
 class Curvature:
@@ -97,7 +101,9 @@ class Analysis:
     then ``reason`` says why and ``start`` holds the curvature at the start.
     ``rate`` is the learning rate as the run's dtype rounds it; ``outcome``
     (one of ``converges``, ``oscillates``, ``grows``, ``runs away``,
-    ``stays``) is what the iteration does at that rate.
+    ``stays``) is what the iteration does at that rate. A quadratic whose
+    coefficients are beyond float64's range is classified in exact arithmetic,
+    with no numbers kept; then ``verdict`` says what the iteration does.
     """
 
     applies: bool
@@ -121,6 +127,7 @@ class Analysis:
     tolerance_kind: str = ""
     start: Curvature | None = None
     matrix: tuple[tuple[float, ...], ...] | None = None
+    verdict: str = ""
 
     def iterate(self, start: Mapping[str, float], k: int) -> dict[str, float]:
         """Return θ_k from the closed form θ* + (I − ηH)^k (θ_0 − θ*).
@@ -195,6 +202,10 @@ def analyse(problem: Problem, wrt: tuple[str, ...] | None = None) -> Analysis:
     h = _mean_matrix(problem, hessian)
     gradient = [sympy.diff(problem.loss, p) for p in params]
     b = -np.array([_mean(problem, g, {n: 0.0 for n in names}) for g in gradient])
+    if _suspect(problem, hessian, h, b):
+        exact = _exact_coefficients(problem, names, hessian, gradient)
+        if exact is not None and not _in_range(*exact):
+            return _beyond_range(problem, names, hessian, *exact)
     if not (np.all(np.isfinite(h)) and np.all(np.isfinite(b))):
         return Analysis(
             applies=False,
@@ -386,6 +397,8 @@ def _fixed_point_formula(
         solved = matrix.LUsolve(rhs)
     except (ValueError, ZeroDivisionError, sympy.matrices.exceptions.NonInvertibleMatrixError):
         return None
+    if any(sympy.count_ops(e) > MAX_FORMULA_OPS for e in solved):
+        return None  # too long to read; and simplifying it could take minutes
     return {n: sympy.factor(sympy.cancel(e)) for n, e in zip(names, solved, strict=True)}
 
 
@@ -571,6 +584,8 @@ def describe_class(a: Analysis) -> str:
 
 def describe_rate(a: Analysis, problem: Problem) -> str:
     """Return what the descent does at the run's learning rate, as a sentence without a stop."""
+    if a.verdict:
+        return a.verdict
     eta = f"η = {number(problem.learning_rate)}"
     near = a.lr_bound is not None and abs((a.rate or 0) - a.lr_bound) <= 1e-6 * a.lr_bound
     if near and a.rate != problem.learning_rate:
@@ -616,6 +631,8 @@ def _factor(a: Analysis) -> str:
 
 def status_reason(a: Analysis, problem: Problem) -> str:
     """Return why a run on this quadratic is flagged diverging (``a.diverging`` is true)."""
+    if a.verdict:
+        return a.verdict
     if a.outcome == GROWS:
         return (
             f"the learning rate {problem.learning_rate:g} is above the bound 2/λ_max = "
@@ -650,3 +667,193 @@ def describe_curvature(c: Curvature, names: tuple[str, ...]) -> str:
     kinks = " or ".join(c.kinks)
     kink = f"; not defined at the kink{'s' if len(c.kinks) > 1 else ''} {kinks}" if kinks else ""
     return f"{what} {shown} ({meaning}){bound}{kink}"
+
+
+# ---------------------------------------------------------------------------------------
+# Coefficients beyond float64: a curvature of 2·(1e-170)² is not 0, and 2·(1e308)² not inf.
+
+#: Inputs of at most this size (and at least its inverse) cannot take a quadratic's
+#: coefficients beyond float64's range; beyond it they are computed exactly.
+_SAFE_INPUT = 1e30
+
+#: Data rows up to which coefficients are computed exactly when they need to be.
+MAX_EXACT_ROWS = 1000
+
+#: Bits of the exact evaluation: a sum of terms 2¹⁰²⁴ apart in size keeps every bit.
+_EXACT_BITS = 4096
+
+
+def _suspect(problem: Problem, hessian: sympy.Matrix, h: np.ndarray, b: np.ndarray) -> bool:
+    """Return whether float64 may have lost the coefficients (under- or overflow)."""
+    tiny = np.finfo(np.float64).tiny
+    numbers = np.concatenate([h.ravel(), b])
+    if not np.all(np.isfinite(numbers)) or np.any((numbers != 0) & (np.abs(numbers) < tiny)):
+        return True
+    if any(v == 0 and e != 0 for v, e in zip(h.ravel(), hessian, strict=True)):
+        return True
+    inputs = [*problem.values.values(), *problem.constants.values()]
+    inputs += [v for column in problem.data.values() for v in column]
+    sizes = np.abs(np.array(inputs, dtype=np.float64))
+    return bool(np.any((sizes != 0) & ((sizes > _SAFE_INPUT) | (sizes < 1 / _SAFE_INPUT))))
+
+
+def _exact_coefficients(
+    problem: Problem, names: tuple[str, ...], hessian: sympy.Matrix, gradient: list[sympy.Expr]
+) -> tuple[list[list[Any]], list[Any]] | None:
+    """Return H and b in mpmath at :data:`_EXACT_BITS` bits (no exponent limit), or None.
+
+    None when the data rows are too many to evaluate one by one.
+    """
+    import mpmath
+
+    if problem.rows > MAX_EXACT_ROWS:
+        return None
+    rows = max(problem.rows, 1)
+    envs = []
+    for i in range(rows):
+        env: dict[str, Any] = {**problem.constants, **problem.values}
+        env.update({k: v[i] for k, v in problem.data.items()})
+        envs.append(env)
+    n = len(names)
+    with mpmath.workprec(_EXACT_BITS):
+
+        def mean(expr: sympy.Expr, extra: Mapping[str, float]) -> Any:
+            total = mpmath.mpf(0)
+            for env in envs:
+                total += evaluate(expr, {**env, **extra}, precise=True)
+            return total / rows
+
+        try:
+            h = [[mean(hessian[i, j], {}) for j in range(n)] for i in range(n)]
+            b = [-mean(g, dict.fromkeys(names, 0.0)) for g in gradient]
+        except (UnsupportedExpression, ValueError, ZeroDivisionError):
+            return None
+    if not all(mpmath.isfinite(v) for v in [*(x for row in h for x in row), *b]):
+        return None
+    return h, b
+
+
+def _in_range(h: list[list[Any]], b: list[Any]) -> bool:
+    """Return whether every coefficient is 0 or a normal float64 number."""
+    info = np.finfo(np.float64)
+    return all(
+        v == 0 or float(info.tiny) <= abs(v) <= float(info.max)
+        for v in [*(x for row in h for x in row), *b]
+    )
+
+
+def _shown(value: Any) -> str:
+    """Return an mpmath number with 4 significant digits, however large or small."""
+    import mpmath
+
+    return "0" if value == 0 else mpmath.nstr(value, 4, min_fixed=-4, max_fixed=6)
+
+
+def _beyond_range(
+    problem: Problem,
+    names: tuple[str, ...],
+    hessian: sympy.Matrix,
+    h: list[list[Any]],
+    b: list[Any],
+) -> Analysis:
+    """Return the analysis of a quadratic whose exact coefficients float64 cannot hold.
+
+    The class of H and the outcome come from H scaled by a power of 2 (which
+    changes no sign and no ratio), the comparison of η with the bound from the
+    exact eigenvalues; no number beyond float64 is kept as a float.
+    """
+    import mpmath
+
+    info = np.finfo(np.float64)
+    n = len(names)
+    largest = max((abs(x) for row in h for x in row), default=mpmath.mpf(0))
+    scale = mpmath.mpf(2) ** (int(mpmath.floor(mpmath.log(largest, 2))) if largest else 0)
+    with np.errstate(under="ignore"):
+        scaled = np.array([[float(h[i][j] / scale) for j in range(n)] for i in range(n)])
+    spectrum = _Spectrum.of(scaled)
+    kind = classify(spectrum.values)
+    eigenvalues = [mpmath.mpf(float(v)) * scale for v in spectrum.values]
+    eta = mpmath.mpf(run_rate(problem))
+    what = f"the loss is quadratic in {', '.join(names)}"
+    if n == 1:
+        curvature_text = f"∂²L/∂{names[0]}² = {_shown(h[0][0])}"
+    else:
+        curvature_text = f"the Hessian's eigenvalues {', '.join(_shown(v) for v in eigenvalues)}"
+    reason = (
+        f"{what} ({curvature_text}), but its coefficients are beyond float64's range "
+        f"({info.tiny:.3g} to {info.max:.3g}), so no fixed point or bound is given in numbers"
+    )
+    common: dict[str, Any] = {
+        "applies": False,
+        "reason": reason,
+        "hessian": hessian,
+        "kind": kind,
+        "rate": float(eta),
+    }
+    if kind in (INDEFINITE, NEGATIVE_DEFINITE, NEGATIVE_SEMIDEFINITE):
+        direction = spectrum.direction(int(np.argmin(spectrum.values)), names)
+        verdict = (
+            f"the Hessian is {kind}: the loss has no minimum, and descent runs away along "
+            f"{vector(direction)}"
+        )
+        return Analysis(**common, outcome=RUNS_AWAY, direction=direction, verdict=verdict)
+    bscale = max((abs(v) for v in b), default=mpmath.mpf(0))
+    flat = np.flatnonzero(spectrum.values == 0)
+    if bscale and flat.size:
+        with np.errstate(under="ignore"):
+            unit_b = np.array([float(v / bscale) for v in b])
+        along = spectrum.vectors[:, flat].T @ unit_b
+        if np.any(np.abs(along) > zero_tolerance(unit_b[:, None])):
+            direction = spectrum.direction(int(flat[np.argmax(np.abs(along))]), names)
+            linear = "linear" if kind == ZERO else f"quadratic with a Hessian that is {kind}"
+            verdict = (
+                f"the loss is {linear}: its gradient never vanishes along {vector(direction)}, "
+                "so it has no minimum, and descent runs away"
+            )
+            return Analysis(**common, outcome=RUNS_AWAY, direction=direction, verdict=verdict)
+    if kind == ZERO:
+        verdict = "the gradient is 0 everywhere: the iterates stay where they start"
+        return Analysis(**common, outcome=STAYS, verdict=verdict)
+    positive = [v for v in eigenvalues if v > 0]
+    bound = 2 / max(positive)
+    outcome = CONVERGES if eta < bound else (OSCILLATES if eta == bound else GROWS)
+    rate = f"η = {number(problem.learning_rate)}"
+    if outcome == CONVERGES:
+        slowest = eta * min(positive)
+        verdict = (
+            f"{rate} is below the bound 2/λ_max = {_shown(bound)}, so in exact arithmetic the "
+            f"iterates converge, but slowly: along the flattest direction each update keeps "
+            f"the factor 1 − ηλ_min = 1 − {_shown(slowest)} of the distance"
+        )
+        epsilon = float(np.finfo(problem.dtype).eps)
+        if slowest < epsilon / 2:
+            verdict += f", which rounds to 1 in {problem.dtype}"
+    elif outcome == OSCILLATES:
+        verdict = f"{rate} is exactly on the bound 2/λ_max: the iterates oscillate"
+    else:
+        verdict = (
+            f"the learning rate {problem.learning_rate:g} is above the bound 2/λ_max = "
+            f"{_shown(bound)} derived for this loss, so the iterates oscillate with growing "
+            "amplitude"
+        )
+        tiny = float(np.finfo(problem.dtype).tiny)
+        if bound < tiny:
+            verdict += (
+                f"; every rate {problem.dtype} can use (at least {tiny:.3g}) is above it: "
+                "rescale the problem"
+            )
+    return Analysis(**common, outcome=outcome, verdict=verdict + _flushed(problem))
+
+
+def _flushed(problem: Problem) -> str:
+    """Return a clause naming the values the run's dtype holds as 0 ("" when there are none)."""
+    tiny = float(np.finfo(problem.dtype).tiny)
+    held = {**problem.constants, **problem.values}
+    names = [n for n, v in held.items() if v != 0 and abs(v) < tiny]
+    if not names:
+        return ""
+    listed = ", ".join(f"{n} = {held[n]:g}" for n in names)
+    return (
+        f"; and {listed} {'is' if len(names) == 1 else 'are'} below {problem.dtype}'s smallest "
+        f"normal number ({tiny:.3g}), which the run holds as 0"
+    )

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from . import __version__
 from ._clean import clean
+from ._timeout import budget, within_time_limit
 from .derivation import derive, unknown_symbol_message
 from .errors import TutorError, UsageError
 from .model import Columns, Derivation, Problem, Trajectory
@@ -252,19 +253,16 @@ def _apply_overrides(
 )
 def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
     """Show the derivation of every partial of PROBLEM's loss."""
+    from ._rehearsal import show_output
+
     loaded = _apply_overrides(load(problem), wrt, None, None, {}, None, None)
     derivation = derive(loaded)
     fmt = fmt or ("rich" if _use_rich() else "plain")
-    from .render import jsonl, latex, terminal, text
-
+    output = within_time_limit(show_output, derivation, fmt, what="writing the derivation")
     if fmt == "rich":
-        _print_rich(terminal.derivation(derivation))
-    elif fmt == "plain":
-        _write(text.derivation(derivation))
-    elif fmt == "latex":
-        _write(latex.derivation(derivation) + "\n")
+        _print_rich(output)
     else:
-        _write(jsonl.derivation(derivation))
+        _write(output)
 
 
 @cli.command(short_help="Run gradient descent, update by update.")
@@ -361,12 +359,16 @@ def step(
             "--interactive needs a terminal to read keys from; standard input is "
             "not one. Run without --interactive to print every update."
         )
+    from ._rehearsal import rehearse_step
+
     loaded = _apply_overrides(load(problem), wrt, lr, steps, sets, variables, dtype)
     derivation = derive(loaded)
+    fmt = fmt or ("rich" if _use_rich() else "plain")
+    within_time_limit(
+        rehearse_step, derivation, fmt, interactive, show_code, backprop, what="printing the run"
+    )
     from .autodiff import TensorFlowBackend
     from .descent import descend
-
-    fmt = fmt or ("rich" if _use_rich() else "plain")
     from .render import latex, terminal, text
 
     if show_code:
@@ -399,6 +401,15 @@ def step(
     if traj.status == "diverged":
         _error(f"tutor step: the descent diverged: {traj.reason}.")
         sys.exit(1)
+
+
+def _budget_per_loss(losses: int) -> Any:
+    """Return a time budget for the symbolic work on ``losses`` losses (problems or variants)."""
+    from ._timeout import COMMAND_SECONDS
+
+    losses = max(losses, 1)
+    spent_on = "one command" if losses == 1 else f"{losses} losses ({COMMAND_SECONDS:g} s each)"
+    return budget(COMMAND_SECONDS * losses, spent_on)
 
 
 @cli.command(short_help="Write a LaTeX handout (and PDF).")
@@ -488,15 +499,30 @@ def handout(
     check_target(target)
     if pdf:
         check_target(target.with_suffix(".pdf"))
+    from ._rehearsal import rehearse_handout
+
+    # One variant shows the work of each: the rest are the same loss with other numbers.
+    within_time_limit(
+        rehearse_handout,
+        loaded,
+        min(variants, 1),
+        seed,
+        answers,
+        graph,
+        source,
+        fmt,
+        what="writing the handout",
+    )
     from .autodiff import TensorFlowBackend
     from .handout import build
 
-    document = build(
-        loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers, graph=graph
-    )
-    tex = render(document, source)
-    key_target = target.with_name(f"{target.stem}-key.tex")
-    key = render(document, source, key_only=True) if answers else None
+    with _budget_per_loss(len(loaded) * max(variants, 1)):
+        document = build(
+            loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=answers, graph=graph
+        )
+        tex = render(document, source)
+        key_target = target.with_name(f"{target.stem}-key.tex")
+        key = render(document, source, key_only=True) if answers else None
     write_atomic(target, tex.encode("utf-8"))
     _write(f"wrote {target}\n")
     if key is not None:
@@ -536,12 +562,26 @@ def _handout_key(
 
         check_target(target)
     loaded = [load(p) for p in problems]
+    from ._rehearsal import rehearse_handout
+
+    within_time_limit(
+        rehearse_handout,
+        loaded,
+        min(variants, 1),
+        seed,
+        True,
+        False,
+        "",
+        "json",
+        what="writing the answer key",
+    )
     from .autodiff import TensorFlowBackend
     from .handout import build
     from .render.jsonl import answer_key
 
-    document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=True)
-    lines = answer_key(document.exercises)
+    with _budget_per_loss(len(loaded) * variants):
+        document = build(loaded, TensorFlowBackend(), variants=variants, seed=seed, answers=True)
+        lines = answer_key(document.exercises)
     if target is None:
         _write(lines)
         return
@@ -615,8 +655,8 @@ def notebook_command(problem: str, output: str, variables: str | None) -> None:
     from pathlib import Path
 
     from ._files import check_target, write_atomic
+    from ._rehearsal import notebook_text
     from .problem import resolve
-    from .render.notebook import notebook
 
     target = Path(output)
     if target.suffix != ".ipynb" or target.is_dir():
@@ -624,7 +664,10 @@ def notebook_command(problem: str, output: str, variables: str | None) -> None:
     check_target(target)
     loaded = _apply_overrides(load(problem), (), None, None, {}, variables, None)
     source = resolve(problem).read_text(encoding="utf-8")
-    text = notebook(derive(loaded), source)
+    from .render.notebook import _nbformat
+
+    _nbformat()  # here, so that a missing nbformat is told before any work
+    text = within_time_limit(notebook_text, loaded, source, what="writing the notebook")
     write_atomic(target, text.encode("utf-8"))
     _write(f"wrote {target}\n")
 
@@ -751,6 +794,10 @@ def graph(
             f"--row {row}: {loaded.id} has {loaded.rows} data rows; give 1 to {loaded.rows}"
         )
     fmt = fmt or ("rich" if _use_rich() else "plain")
+    from ._rehearsal import rehearse_graph
+
+    row = row if loaded.data else 1
+    within_time_limit(rehearse_graph, loaded, row - 1, fmt, what="building the computation graph")
     built = _graph_at(loaded, at, row - 1, not no_tf)
     from .render import graph as render
 
@@ -853,14 +900,17 @@ def verify_command(
     |TF − SymPy| ≤ γ_k·S + floor at every point; kinks, singular points and
     overflow are reported, not counted. Exit status 1 when they disagree.
     """
+    from ._rehearsal import rehearse_verify
     from .render.verify import render
     from .verify import verify
 
     loaded = [load(p) for p in problems or shipped_ids()]
     styles = VARIABLE_MODES if variables == "both" else (variables,)
-    reports = verify(
-        loaded, examples=examples, size=batch, dtype=dtype, variables=styles, seed=seed
-    )
+    with _budget_per_loss(len(loaded)):
+        within_time_limit(rehearse_verify, loaded, what="deriving the gradients and their bounds")
+        reports = verify(
+            loaded, examples=examples, size=batch, dtype=dtype, variables=styles, seed=seed
+        )
     _write(render(reports))
     if not all(r.passed for r in reports):
         _error("tutor verify: TensorFlow and SymPy disagree beyond the bound")
@@ -958,6 +1008,9 @@ def practice_command(
 
         loaded = draw(loaded, count=1, seed=seed)[0].problem
     derivation = derive(loaded)
+    from ._rehearsal import rehearse_practice
+
+    within_time_limit(rehearse_practice, derivation, updates, what="preparing the questions")
     say = _say_to(err=fmt == "json")
     items: list[Any] = []
     status = "completed"
@@ -1023,7 +1076,8 @@ def _ask_item(item: Any, derivation: Any, items: list[Any], say: Any) -> None:
         if not sys.stdin.isatty():
             # Answers read from a file or a pipe are shown, so the transcript reads as a dialogue.
             say(_plain(line.rstrip("\n")) + "\n")
-        item, reply = practice.respond(item, line, derivation)
+        with budget():  # each answer is checked within a budget of its own
+            item, reply = practice.respond(item, line, derivation)
         items[-1] = item
         say(_plain(render.reply(item, reply, derivation)) + "\n")
 
@@ -1114,6 +1168,9 @@ def pitfalls(
         return
     names = [p.name for p in lab.PITFALLS] if name in (None, "all") else [lab.find(name).name]
     loaded = load(spec) if spec is not None else None
+    from ._rehearsal import rehearse_pitfalls
+
+    within_time_limit(rehearse_pitfalls, names, loaded, what="working out SymPy's gradients")
     labs = [lab.run(n, loaded) for n in names]
     if fmt == "latex":
         tex = show.document(labs)
@@ -1147,7 +1204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 bad input, 3 tool)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        with _terminable():
+        with _terminable(), budget():
             cli.main(args=args, prog_name="tutor", standalone_mode=False)
     except _Terminated:
         _error("tutor: terminated")

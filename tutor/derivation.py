@@ -24,21 +24,25 @@ from .steps import explain
 
 
 def derive(problem: Problem, wrt: Sequence[str] | None = None) -> Derivation:
-    """Return the derivation of every partial in ``wrt`` (default: the problem's ``wrt``)."""
+    """Return the derivation of every partial in ``wrt`` (default: the problem's ``wrt``).
+
+    The steps, the simplification and the analysis run under the time limit
+    (one command's budget, see :func:`tutor._timeout.budget`).
+    """
     symbols = tuple(wrt) if wrt else problem.wrt
     for name in symbols:
         if name not in problem.values:
             raise UsageError(unknown_symbol_message(problem, name))
+    what = f"deriving {', '.join(f'∂L/∂{name}' for name in symbols)} and analysing the descent"
+    return within_time_limit(_derive, problem, symbols, what=what)
+
+
+def _derive(problem: Problem, symbols: tuple[str, ...]) -> Derivation:
+    """Return the derivation: every partial's steps and the analysis, computed here."""
     partials = []
     for name in symbols:
         symbol = problem.symbol(name)
-        steps, result = within_time_limit(
-            explain,
-            problem.loss,
-            symbol,
-            mean_over_rows=bool(problem.data),
-            what=f"deriving ∂L/∂{name}",
-        )
+        steps, result = explain(problem.loss, symbol, mean_over_rows=bool(problem.data))
         partials.append(
             Partial(
                 symbol=name,

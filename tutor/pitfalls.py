@@ -314,20 +314,8 @@ def run(name: str, problem: Problem | None = None) -> Lab:
     When the problem's loss lacks what the pitfall needs (a second symbol, an
     exact zero), the seed's loss is used and :attr:`Lab.note` says why.
     """
-    from ._pitfall_cases import BUILDERS
-    from ._pitfall_kit import _NotApplicable as NotApplicable
-    from ._pitfall_kit import _setting as setting
-    from .problem import load
-
     pitfall = find(name)
-    problem = problem or load(SEED_PROBLEM)
-    note = ""
-    try:
-        spec = BUILDERS[name](setting(problem))
-    except NotApplicable as exc:
-        note = f"{problem.id}'s loss {exc}; shown on {SEED_PROBLEM}'s loss instead."
-        problem = load(SEED_PROBLEM)
-        spec = BUILDERS[name](setting(problem))
+    problem, note, spec = prepare(name, problem)
     broken = _execute(spec.broken)
     fixed = _execute(spec.fixed)
     # SymPy's side differentiates a loss that was parsed and derived within the
@@ -347,6 +335,22 @@ def run(name: str, problem: Problem | None = None) -> Lab:
         fixed=fixed,
         agreement=agreement,
     )
+
+
+def prepare(name: str, problem: Problem | None = None) -> tuple[Problem, str, Any]:
+    """Return the problem the pitfall ``name`` is shown on, the note saying why, and its spec."""
+    from ._pitfall_cases import BUILDERS
+    from ._pitfall_kit import _NotApplicable as NotApplicable
+    from ._pitfall_kit import _setting as setting
+    from .problem import load
+
+    problem = problem or load(SEED_PROBLEM)
+    try:
+        return problem, "", BUILDERS[name](setting(problem))
+    except NotApplicable as exc:
+        note = f"{problem.id}'s loss {exc}; shown on {SEED_PROBLEM}'s loss instead."
+        seed = load(SEED_PROBLEM)
+        return seed, note, BUILDERS[name](setting(seed))
 
 
 def run_all(problem: Problem | None = None) -> tuple[Lab, ...]:

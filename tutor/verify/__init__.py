@@ -86,6 +86,7 @@ __all__ = [
     "probe",
     "sampled",
     "search",
+    "compared_rows",
     "tensorflow_batch_gradient",
     "tensorflow_gradient",
     "uniform_points",
@@ -116,7 +117,7 @@ def verify(
         for style in variables:
             if size is not None:
                 reports += batch(
-                    problem,
+                    compared_rows(problem, BATCH_ROWS),
                     derivation=derivation,
                     size=size,
                     dtype=dtype,
@@ -125,7 +126,7 @@ def verify(
                 )
             if examples is not None or size is None:
                 reports += search(
-                    problem,
+                    compared_rows(problem, SEARCH_ROWS),
                     derivation=derivation,
                     examples=examples or default_examples(problem),
                     dtype=dtype,
@@ -135,12 +136,39 @@ def verify(
     return reports
 
 
-#: Points × data rows in one batch: each temporary array of the formula then holds
-#: at most 16 MB of float64s, and a batch stays within 250 MB above TensorFlow.
-MAX_BATCH_ROWS = 2_000_000
+#: Data rows at which the high-precision search compares: a larger data set is searched
+#: on this many of its rows, evenly spaced, as a problem of its own (TensorFlow's
+#: gradient, SymPy's reference and the bound all over the same rows, so the bound's
+#: reasoning holds as on any file).
+SEARCH_ROWS = 200
+#: Data rows at which a batch compares, chosen the same way: the bound's evaluation
+#: costs some 30 array operations per point and row.
+BATCH_ROWS = 20_000
+#: Points × compared rows of one batch: ``--batch 1000`` over the most rows compared,
+#: about 10 s here. The batch is computed in blocks of
+#: :data:`tutor.verify.batched.BLOCK_ROWS`, so its memory is bounded whatever its size.
+MAX_BATCH_ROWS = 1000 * BATCH_ROWS
 #: Examples × data rows the high-precision search evaluates per partial: about
-#: 13 s for 100 000 rows here, so the search of a large data set stays short.
+#: 13 s for 100 000 here, so a search stays short.
 MAX_SEARCH_ROWS = 100_000
+
+
+def compared_rows(problem: Problem, limit: int) -> Problem:
+    """Return ``problem`` with at most ``limit`` of its data rows, evenly spaced.
+
+    The first and the last row are among them.
+
+    >>> from tutor import load
+    >>> compared_rows(load("least-squares"), 2).data["x"]
+    (0.0, 4.0)
+    """
+    if problem.rows <= limit:
+        return problem
+    import dataclasses
+
+    picked = sorted({round(i * (problem.rows - 1) / (limit - 1)) for i in range(limit)})
+    data = {k: tuple(v[i] for i in picked) for k, v in problem.data.items()}
+    return dataclasses.replace(problem, data=data)
 
 
 def default_examples(problem: Problem) -> int:
@@ -150,20 +178,22 @@ def default_examples(problem: Problem) -> int:
     >>> default_examples(load("seed-w")), default_examples(load("least-squares"))
     (100, 100)
     """
-    return max(1, min(100, MAX_SEARCH_ROWS // max(problem.rows, 1)))
+    return max(1, min(100, MAX_SEARCH_ROWS // max(compared_rows(problem, SEARCH_ROWS).rows, 1)))
 
 
 def _check_work(problem: Problem, examples: int | None, size: int | None) -> None:
-    """Refuse a batch or a search whose points × rows would exhaust memory or time."""
-    rows = max(problem.rows, 1)
+    """Refuse a batch or a search whose points × rows would take too long."""
+    rows = max(min(problem.rows, BATCH_ROWS), 1)
     if size is not None and size * rows > MAX_BATCH_ROWS:
         raise UsageError(
-            f"--batch {size}: {problem.id} has {rows} data rows, and points × rows is "
-            f"limited to {MAX_BATCH_ROWS}; use --batch {max(1, MAX_BATCH_ROWS // rows)} or fewer"
-        )
-    if examples is not None and examples * rows > MAX_SEARCH_ROWS:
-        raise UsageError(
-            f"--examples {examples}: {problem.id} has {rows} data rows, and examples × rows "
-            f"is limited to {MAX_SEARCH_ROWS}; use --examples {max(1, MAX_SEARCH_ROWS // rows)} "
+            f"--batch {size}: {problem.id} is compared over {rows} data rows, and points × "
+            f"rows is limited to {MAX_BATCH_ROWS}; use --batch {max(1, MAX_BATCH_ROWS // rows)} "
             "or fewer"
+        )
+    searched = max(compared_rows(problem, SEARCH_ROWS).rows, 1)
+    if examples is not None and examples * searched > MAX_SEARCH_ROWS:
+        raise UsageError(
+            f"--examples {examples}: {problem.id} is searched over {searched} data rows, and "
+            f"examples × rows is limited to {MAX_SEARCH_ROWS}; use --examples "
+            f"{max(1, MAX_SEARCH_ROWS // searched)} or fewer"
         )

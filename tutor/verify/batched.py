@@ -14,7 +14,7 @@ import numpy as np
 from ..derivation import derive
 from ..model import Derivation, Problem
 from ..numeric import evaluate
-from .bound import Assessment
+from .bound import Assessment, _concatenate
 from .driver import Probe, _configure, _report, _Tally, probe
 from .reference import (
     BatchGradientFn,
@@ -50,12 +50,34 @@ def batch(
     wrt = tuple(p.symbol for p in derivation.partials)
     configured = _configure(problem, dtype, variables, wrt)
     points = uniform_points(configured, size, seed)
-    grads = (gradient or tensorflow_batch_gradient)(configured, points)
+    blocks = _blocks(size, problem.rows)
+    compute = gradient or tensorflow_batch_gradient
+    parts = [compute(configured, _take(points, block)) for block in blocks]
     reports = []
     for partial in derivation.partials:
         p = probe(problem, partial.symbol, derivation=derivation, dtype=dtype, variables=variables)
-        reports.append(_batch_partial(p, points, np.asarray(grads[partial.symbol]), seed))
+        autodiff = np.concatenate([np.asarray(g[partial.symbol]).reshape(-1) for g in parts])
+        reports.append(_batch_partial(p, points, autodiff, seed, blocks))
     return reports
+
+
+#: Points × data rows computed at once: each temporary array then holds at most 8 MB
+#: of float64s (4 MB in float32 for TensorFlow), however many points a batch has.
+BLOCK_ROWS = 1_000_000
+
+
+def _blocks(size: int, rows: int) -> list[slice]:
+    """Return the slices of the ``size`` points computed together (all of them without data).
+
+    >>> _blocks(1000, 20_000)[:2]
+    [slice(0, 50, None), slice(50, 100, None)]
+    """
+    step = max(1, BLOCK_ROWS // max(rows, 1))
+    return [slice(i, min(i + step, size)) for i in range(0, size, step)]
+
+
+def _take(points: Mapping[str, np.ndarray], block: slice) -> dict[str, np.ndarray]:
+    return {k: v[block] for k, v in points.items()}
 
 
 @dataclass(frozen=True)
@@ -136,12 +158,22 @@ class _Batch:
 
 
 def _batch_partial(
-    p: Probe, points: Mapping[str, np.ndarray], autodiff: np.ndarray, seed: int
+    p: Probe,
+    points: Mapping[str, np.ndarray],
+    autodiff: np.ndarray,
+    seed: int,
+    blocks: list[slice],
 ) -> PartialReport:
-    env = _numpy_env(p.problem, points)
-    size = len(autodiff)
-    reference = _mean_rows(evaluate(p.partial.result, env), size)
-    a = p.analysis.assess(points)
-    bound = a.bound + _float64_error(p.reference, p.problem, env, size)
+    references, assessments, bounds = [], [], []
+    for block in blocks:
+        part = _take(points, block)
+        env = _numpy_env(p.problem, part)
+        size = block.stop - block.start
+        references.append(_mean_rows(evaluate(p.partial.result, env), size))
+        a = p.analysis.assess(part)
+        assessments.append(a)
+        bounds.append(a.bound + _float64_error(p.reference, p.problem, env, size))
+    a = assessments[0] if len(assessments) == 1 else _concatenate(assessments)
+    reference, bound = np.concatenate(references), np.concatenate(bounds)
     compared = _Batch(p, points, reference, autodiff, a, bound)
     return _report(p, "batch", compared.tally(), compared.counterexample(), seed)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,17 +200,38 @@ def _search_partial(p: Probe, examples: int, seed: int) -> PartialReport:
         verbosity=Verbosity.quiet,
     )
     try:
-        found = find(
-            point_strategy(p.problem),
-            lambda values: tally.add(p.check(values)).verdict == "fail",
-            settings=options,
-            random=random.Random(seed),
-        )
+        with _storage_elsewhere():
+            found = find(
+                point_strategy(p.problem),
+                lambda values: tally.add(p.check(values)).verdict == "fail",
+                settings=options,
+                random=random.Random(seed),
+            )
     except NoSuchExample:
         found = None
     counterexample = p.check(found) if found is not None else None
     shrinks = tally.calls - (tally.first_failure or tally.calls)
     return _report(p, "search", tally, counterexample, seed, shrinks)
+
+
+@contextlib.contextmanager
+def _storage_elsewhere() -> Iterator[None]:
+    """Point Hypothesis' storage at a temporary folder, removed afterwards.
+
+    Even without an example database Hypothesis caches the constants it reads from
+    the source of the modules it runs in ``.hypothesis/`` of the current folder.
+    """
+    import tempfile
+
+    from hypothesis import configuration
+
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    with tempfile.TemporaryDirectory(prefix="tutor-verify-") as folder:
+        configuration.set_hypothesis_home_dir(folder)
+        try:
+            yield
+        finally:
+            configuration.set_hypothesis_home_dir(previous)
 
 
 def _report(

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from ..expression import Binary, Call, Name, Node, Num, Unary, to_sympy
 from ..functions import REGISTRY, Arithmetic, by_op
 from ..model import Problem
@@ -84,12 +86,15 @@ class _Graph:
 
     def input(self, name: str, values: Sequence[float] | None, rows: bool) -> int:
         """Add a symbol's tensor: sampled values are exact; data and constants may round."""
-        k, floor = 0, 0
-        for v in values or ():
-            q = Fraction(v)
-            if not representable(q, self.prec):
-                tiny = 0 < abs(v) < self.prec.tiny
-                floor, k = max(floor, int(tiny)), max(k, int(not tiny))
+        # Each value as one array: a data column holds up to 100 000 of them.
+        given = np.asarray(values or (), dtype=np.float64)
+        with np.errstate(all="ignore"):
+            rounded = given.astype(self.prec.numpy).astype(np.float64)
+        held = np.isfinite(rounded) & (rounded == given)
+        held &= (rounded == 0) | (np.abs(rounded) >= self.prec.tiny)
+        tiny = (given != 0) & (np.abs(given) < self.prec.tiny)
+        floor = int(np.any(~held & tiny))
+        k = int(np.any(~held & ~tiny))
         exact = k == 0 and floor == 0
         node = _Node("input", k=k, rows=rows, exact=exact, name=name, text=name, floor=floor)
         return self.add(node)
