@@ -52,6 +52,34 @@ def tensorflow() -> Any:
     return _tf
 
 
+def import_in_background() -> Callable[[], None]:
+    """Start importing TensorFlow in a thread; return the function that waits for it.
+
+    The import takes seconds, during which the caller can print what needs no
+    TensorFlow (a derivation). Waiting raises what the import raised. While the
+    thread runs, and once TensorFlow is loaded, :mod:`tutor._timeout` starts
+    its children from the fork server rather than by forking this process.
+    """
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            tensorflow()
+        except BaseException as exc:  # handed to the thread that waits
+            failed.append(exc)
+
+    # A daemon: Ctrl-C or a closed pipe while it imports does not keep the process alive.
+    thread = threading.Thread(target=work, name="tutor-import-tensorflow", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    return wait
+
+
 def build_loss(tree: Node, env: Mapping[str, Any], dtype: Any) -> Any:
     """Return the TensorFlow value of ``tree`` with symbols bound to the tensors in ``env``."""
     tf = tensorflow()

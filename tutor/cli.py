@@ -325,6 +325,13 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
     "(see 'tutor graph').",
 )
 @click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="On a terminal, show every update of a long run (by default: the first ones, "
+    "every k-th, the last ones). Piped output always has every update.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(_FORMATS_STEP),
@@ -342,9 +349,16 @@ def step(
     interactive: bool,
     show_code: bool,
     backprop: bool,
+    show_all: bool,
     fmt: str | None,
 ) -> None:
-    """Run gradient descent on PROBLEM, each update beside its derivation."""
+    """Run gradient descent on PROBLEM, each update beside its derivation.
+
+    Updates are printed as they are computed. On a terminal, a run of more
+    updates than the screen has lines shows a progress bar and a digest: the
+    first updates, every k-th, the last ones (--all: every update). Piped, every
+    update is printed. Ctrl-C stops the run and prints what was computed (exit 130).
+    """
     if backprop and fmt not in (None, "rich", "plain"):
         raise UsageError(
             f"--backprop shows the graph as text; it does not go with --format {fmt}. "
@@ -361,11 +375,18 @@ def step(
             "--interactive needs a terminal to read keys from; standard input is "
             "not one. Run without --interactive to print every update."
         )
+    if show_all and fmt not in (None, "rich", "plain"):
+        raise UsageError(
+            f"--all shows every update on a terminal; --format {fmt} prints every one "
+            "already. Drop --all."
+        )
     loaded = _apply_overrides(load(problem), wrt, lr, steps, sets, variables, dtype)
     derivation = derive(loaded)
-    from .autodiff import TensorFlowBackend
+    from .autodiff import TensorFlowBackend, import_in_background
     from .descent import descend
 
+    # TensorFlow loads while the derivation (SymPy only) is printed.
+    tensorflow_loaded = import_in_background()
     fmt = fmt or ("rich" if _use_rich() else "plain")
     from .render import latex, terminal, text
 
@@ -373,20 +394,21 @@ def step(
         from .render.code import update_code
 
         _write(update_code(loaded) + "\n")
+    if fmt == "rich":
+        _print_rich(terminal.derivation(derivation))
+    elif fmt == "plain":
+        _write(text.derivation(derivation))
+    tensorflow_loaded()
     if fmt == "json":
         traj = _json_run(derivation, TensorFlowBackend())
-    else:
+    elif interactive:
         traj = descend(derivation, TensorFlowBackend())
-    if interactive:
         _step_through(traj, rich=fmt == "rich")
-    elif fmt == "rich":
-        _print_rich(terminal.trajectory(traj))
-    elif fmt == "plain":
-        _write(text.trajectory(traj))
-    elif fmt == "seed":
-        _write(text.seed(traj))
     elif fmt == "latex":
+        traj = descend(derivation, TensorFlowBackend())
         _write(latex.trajectory(traj))
+    else:
+        traj = _streamed_run(derivation, TensorFlowBackend(), fmt, show_all)
     if backprop:
         from .render import graph as render_graph
 
@@ -589,6 +611,143 @@ def _json_run(derivation: Derivation, backend: Any) -> Trajectory:
     return traj
 
 
+#: The most updates a rich run lists in its closing table.
+TABLE_ROWS = 200
+
+
+def _streamed_run(derivation: Derivation, backend: Any, fmt: str, show_all: bool) -> Trajectory:
+    """Print a run in ``fmt`` (rich, plain or seed) as it is computed; return the run.
+
+    The derivation is printed already. Each piece of updates is written as soon
+    as it is computed, so memory holds a piece of text, never the run's. On a
+    terminal a run longer than the screen shows a digest (unless ``show_all``)
+    and, in rich, a progress bar. Ctrl-C stops at the next piece, prints what was
+    computed and exits with 130.
+    """
+    import shutil
+
+    from .descent import descend
+    from .render import stream, terminal, text
+
+    problem = derivation.problem
+    run = stream.RunText(derivation)
+    rich = fmt == "rich"
+    console = _console() if rich else None
+    long = sys.stdout.isatty() and problem.steps > shutil.get_terminal_size().lines
+    digest = stream.Digest.of(problem.steps) if long and not show_all and fmt != "seed" else None
+
+    def show(renderable: Any) -> None:
+        try:
+            console.print(renderable, crop=False)  # type: ignore[union-attr]
+        except BrokenPipeError as exc:
+            raise _ReaderGone from exc
+        except OSError as exc:
+            raise _OutputFailed(exc.strerror or str(exc)) from None
+
+    if fmt != "seed":
+        wrt = tuple(p.symbol for p in derivation.partials)
+        heading = [text.descent_heading(problem, wrt), *run.header()]
+        if rich:
+            show(terminal.lines(heading))
+        else:
+            _write("\n" + "\n".join(heading) + "\n")
+    progress = _progress(console, problem.steps) if rich and long else None
+    shown: list[Any] = []  # the updates a rich run's table lists
+    state: dict[str, Any] = {"shown": 0, "tail": None, "last": None}
+
+    def write(piece: Columns, first: int) -> None:
+        state["last"] = (piece, first)
+        if fmt == "seed":
+            _write(text.seed_lines(piece))
+        else:
+            rows = digest.rows(first, len(piece)) if digest else range(len(piece))
+            _write_updates(piece, first, list(rows))
+            if digest is not None:
+                state["tail"] = stream.last_rows(state["tail"], piece, first, digest.tail)
+        if progress is not None:
+            progress.update(progress.task_ids[0], completed=first + len(piece) - 1)
+        if pressed.is_set():  # Ctrl-C acts here, between whole updates
+            raise KeyboardInterrupt
+
+    def _write_updates(piece: Columns, first: int, rows: list[int]) -> None:
+        if not rows:
+            return
+        out = []
+        if first + rows[0] > state["shown"] + 1:
+            out.append(stream.gap(state["shown"], first + rows[0]))
+        out += run.blocks(piece, first, rows)
+        state["shown"] = first + rows[-1]
+        if rich:
+            if len(shown) <= TABLE_ROWS:
+                shown.extend(stream.updates_of(piece, first, rows))
+            show(terminal.updates(out))
+        else:
+            _write("".join(b if b.startswith("\n") else "\n" + b for b in out))
+
+    try:
+        with _ctrl_c_deferred() as pressed:
+            if progress is not None:
+                progress.start()
+            traj = descend(derivation, backend, on_updates=write)
+            if digest is not None and state["tail"] is not None:
+                tail, first = state["tail"]
+                rows = [i for i in range(len(tail)) if first + i > state["shown"]]
+                _write_updates(tail, first, rows)
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.stop()
+        end = text.interrupted(problem, state["last"])
+        if rich:
+            show(Text("\n" + end, style="yellow"))
+        else:
+            _write("\n" + end + "\n" if fmt != "seed" else "")
+            if fmt == "seed":
+                _error(end)
+        sys.exit(130)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if fmt == "seed":
+        return traj
+    if not traj.steps:
+        start = ["", *text.start_block(traj)]
+        show(Text("\n".join(start), style="cyan")) if rich else _write("\n".join(start) + "\n")
+    if rich:
+        show(Text(""))
+        show(terminal.closing(traj, shown if len(shown) <= TABLE_ROWS else []))
+    else:
+        _write("\n".join(text.closing(traj)) + "\n")
+    return traj
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _progress(console: Any, steps: int) -> Any:
+    """Return a rich progress bar of ``steps`` updates that vanishes when it stops."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("updates"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    progress.add_task("descent", total=steps)
+    return progress
+
+
 @cli.command("notebook", short_help="Write a Jupyter notebook of the descent.")
 @click.argument("problem")
 @click.option(
@@ -633,18 +792,23 @@ _PROMPT = "[Enter] next update   [a] all the rest   [q] quit "
 
 
 def _step_through(traj: Any, rich: bool) -> None:
-    """Show the derivation, then one update per key press."""
+    """Show the closed forms, then one update per key press (the derivation is shown)."""
     from .render import terminal, text
+    from .render.stream import RunText
 
     show = _print_rich if rich else (lambda t: _write(t + "\n"))
-    show(terminal.derivation(traj.derivation) if rich else text.derivation(traj.derivation))
-    if not traj.updates:
-        show(Text("\n".join(text.start_block(traj))) if rich else "\n".join(text.start_block(traj)))
+    run = RunText(traj.derivation)
+    wrt = tuple(p.symbol for p in traj.derivation.partials)
+    heading = [text.descent_heading(traj.problem, wrt), *run.header()]
+    show(terminal.lines(["", *heading]) if rich else "\n" + "\n".join(heading))
+    if not traj.steps:
+        start = ["", *text.start_block(traj)]
+        show(Text("\n".join(start)) if rich else "\n".join(start))
     run_all = False
-    for index, update in enumerate(traj.updates):
-        block = "\n".join(text.update_block(traj, update))
-        show(Text(block) if rich else block)
-        if run_all or index == len(traj.updates) - 1:
+    for index in range(traj.steps):
+        block = run.blocks(traj.columns, 1, [index])
+        show(terminal.updates(block) if rich else "\n" + block[0].rstrip("\n"))
+        if run_all or index == traj.steps - 1:
             continue
         key = _ask()
         if key == "q":
