@@ -32,9 +32,7 @@ BIDI_CONTROLS = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200
 #: Every character :func:`is_unsafe` names, as one class: removing them with it is
 #: fifty times faster than asking per character, which a long run's output needs.
 _UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f"
-    + "".join(re.escape(chr(c)) for c in sorted(BIDI_CONTROLS))
-    + "]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f" + "".join(re.escape(chr(c)) for c in sorted(BIDI_CONTROLS)) + "]"
 )
 
 

@@ -52,32 +52,24 @@ def tensorflow() -> Any:
     return _tf
 
 
-def import_in_background() -> Callable[[], None]:
-    """Start importing TensorFlow in a thread; return the function that waits for it.
+def import_in_background() -> threading.Thread:
+    """Start importing TensorFlow in a daemon thread and return the thread.
 
-    The import takes seconds, during which the caller can print what needs no
-    TensorFlow (a derivation). Waiting raises what the import raised. While the
-    thread runs, and once TensorFlow is loaded, :mod:`tutor._timeout` starts
-    its children from the fork server rather than by forking this process.
+    The import takes seconds; the caller can wait for it while watching for a
+    reason to stop (a reader gone), and a process that ends meanwhile is not
+    held up by it. Using the backend after :meth:`threading.Thread.join` finds it
+    imported (or imports it then, raising what the import raises). While the
+    thread runs, and once TensorFlow is loaded, :mod:`tutor._timeout` starts its
+    children from the fork server rather than by forking this process.
     """
-    failed: list[BaseException] = []
 
     def work() -> None:
-        try:
+        with contextlib.suppress(Exception):  # raised again where the backend is used
             tensorflow()
-        except BaseException as exc:  # handed to the thread that waits
-            failed.append(exc)
 
-    # A daemon: Ctrl-C or a closed pipe while it imports does not keep the process alive.
     thread = threading.Thread(target=work, name="tutor-import-tensorflow", daemon=True)
     thread.start()
-
-    def wait() -> None:
-        thread.join()
-        if failed:
-            raise failed[0]
-
-    return wait
+    return thread
 
 
 def build_loss(tree: Node, env: Mapping[str, Any], dtype: Any) -> Any:

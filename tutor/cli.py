@@ -68,6 +68,33 @@ def _write_raw(text: str) -> None:
         raise _OutputFailed(exc.strerror or str(exc)) from None
 
 
+def _wait_for_tensorflow() -> None:
+    """Import TensorFlow, stopping at once (quietly) if standard output's reader goes away.
+
+    A reader that has read what it wanted (``| head``) need not wait seconds for an
+    import whose results it will never read.
+    """
+    from .autodiff import import_in_background
+
+    importing = import_in_background()
+    while importing.is_alive():
+        importing.join(0.05)
+        if _reader_gone():
+            raise _ReaderGone
+
+
+def _reader_gone() -> bool:
+    """Return whether standard output is a pipe or terminal that nobody reads any more."""
+    import select
+
+    fd = _stdout_fd()
+    if fd is None or not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # errors only: a closed reader shows as POLLERR, a gone terminal POLLHUP
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+
+
 def _stdout_fd() -> int | None:
     """Return standard output's file descriptor, or None when it has none."""
     try:
@@ -382,11 +409,9 @@ def step(
         )
     loaded = _apply_overrides(load(problem), wrt, lr, steps, sets, variables, dtype)
     derivation = derive(loaded)
-    from .autodiff import TensorFlowBackend, import_in_background
+    from .autodiff import TensorFlowBackend
     from .descent import descend
 
-    # TensorFlow loads while the derivation (SymPy only) is printed.
-    tensorflow_loaded = import_in_background()
     fmt = fmt or ("rich" if _use_rich() else "plain")
     from .render import latex, terminal, text
 
@@ -394,11 +419,14 @@ def step(
         from .render.code import update_code
 
         _write(update_code(loaded) + "\n")
+    # The derivation needs SymPy only: it is printed first, and TensorFlow is imported
+    # after it while the student reads it. Not before: the import holds Python's lock
+    # for long stretches as it loads its libraries, which made printing 20× slower.
     if fmt == "rich":
         _print_rich(terminal.derivation(derivation))
     elif fmt == "plain":
         _write(text.derivation(derivation))
-    tensorflow_loaded()
+    _wait_for_tensorflow()
     if fmt == "json":
         traj = _json_run(derivation, TensorFlowBackend())
     elif interactive:
@@ -624,100 +652,150 @@ def _streamed_run(derivation: Derivation, backend: Any, fmt: str, show_all: bool
     and, in rich, a progress bar. Ctrl-C stops at the next piece, prints what was
     computed and exits with 130.
     """
-    import shutil
-
     from .descent import descend
-    from .render import stream, terminal, text
 
-    problem = derivation.problem
-    run = stream.RunText(derivation)
-    rich = fmt == "rich"
-    console = _console() if rich else None
-    long = sys.stdout.isatty() and problem.steps > shutil.get_terminal_size().lines
-    digest = stream.Digest.of(problem.steps) if long and not show_all and fmt != "seed" else None
+    printer = _RunPrinter(derivation, fmt, show_all)
+    printer.heading()
+    try:
+        with _ctrl_c_deferred() as pressed, printer.progress_shown():
+            printer.pressed = pressed
+            traj = descend(derivation, backend, on_updates=printer.piece)
+            printer.tail()
+    except KeyboardInterrupt:
+        printer.tail()
+        printer.interrupted()
+        sys.exit(130)
+    printer.closing(traj)
+    return traj
 
-    def show(renderable: Any) -> None:
+
+class _RunPrinter:
+    """Writes a run's pieces as they come: every update, or a terminal's digest of them."""
+
+    def __init__(self, derivation: Derivation, fmt: str, show_all: bool) -> None:
+        import shutil
+
+        from .render import stream
+
+        self.derivation, self.fmt = derivation, fmt
+        self.run = stream.RunText(derivation)
+        steps = derivation.problem.steps
+        long = sys.stdout.isatty() and steps > shutil.get_terminal_size().lines
+        self.digest = stream.Digest.of(steps) if long and not show_all and fmt != "seed" else None
+        self.console = _console() if fmt == "rich" else None
+        self.progress = _progress(self.console, steps) if fmt == "rich" and long else None
+        self.pressed = threading.Event()
+        self.shown_until = 0  # the last update written
+        self.table: list[Any] = []  # the updates a rich run's closing table lists
+        self.kept: tuple[Columns, int] | None = None  # the last updates, for the digest's end
+        self.last: tuple[Columns, int] | None = None  # the last piece and its first update
+
+    def show(self, renderable: Any) -> None:
+        """Print a rich renderable, unwrapped lines as they are (a LaTeX line stays whole)."""
         try:
-            console.print(renderable, crop=False)  # type: ignore[union-attr]
+            self.console.print(renderable, crop=False)  # type: ignore[union-attr]
         except BrokenPipeError as exc:
             raise _ReaderGone from exc
         except OSError as exc:
             raise _OutputFailed(exc.strerror or str(exc)) from None
 
-    if fmt != "seed":
-        wrt = tuple(p.symbol for p in derivation.partials)
-        heading = [text.descent_heading(problem, wrt), *run.header()]
-        if rich:
-            show(terminal.lines(heading))
-        else:
-            _write("\n" + "\n".join(heading) + "\n")
-    progress = _progress(console, problem.steps) if rich and long else None
-    shown: list[Any] = []  # the updates a rich run's table lists
-    state: dict[str, Any] = {"shown": 0, "tail": None, "last": None}
+    def heading(self) -> None:
+        """Write the run's first line and the closed forms its updates substitute into."""
+        from .render import terminal, text
 
-    def write(piece: Columns, first: int) -> None:
-        state["last"] = (piece, first)
-        if fmt == "seed":
-            _write(text.seed_lines(piece))
+        if self.fmt == "seed":
+            return
+        wrt = tuple(p.symbol for p in self.derivation.partials)
+        lines = [text.descent_heading(self.derivation.problem, wrt), *self.run.header()]
+        if self.console is not None:
+            self.show(terminal.lines(lines))
         else:
-            rows = digest.rows(first, len(piece)) if digest else range(len(piece))
-            _write_updates(piece, first, list(rows))
-            if digest is not None:
-                state["tail"] = stream.last_rows(state["tail"], piece, first, digest.tail)
-        if progress is not None:
-            progress.update(progress.task_ids[0], completed=first + len(piece) - 1)
-        if pressed.is_set():  # Ctrl-C acts here, between whole updates
+            _write("\n" + "\n".join(lines) + "\n")
+
+    @contextlib.contextmanager
+    def progress_shown(self) -> Iterator[None]:
+        """Show the progress bar (when there is one) while the block runs."""
+        if self.progress is None:
+            yield
+            return
+        self.progress.start()
+        try:
+            yield
+        finally:
+            self.progress.stop()
+
+    def piece(self, columns: Columns, first: int) -> None:
+        """Write a piece of updates (those the digest shows); ``first`` is its first update."""
+        from .render import stream, text
+
+        self.last = (columns, first)
+        if self.fmt == "seed":
+            _write(text.seed_lines(columns))
+        elif self.digest is None:
+            self.updates(columns, first, list(range(len(columns))))
+        else:
+            self.updates(columns, first, self.digest.rows(first, len(columns)))
+            self.kept = stream.last_rows(self.kept, columns, first, self.digest.tail)
+        if self.progress is not None:
+            self.progress.update(self.progress.task_ids[0], completed=first + len(columns) - 1)
+        if self.pressed.is_set():  # Ctrl-C acts here, between whole updates
             raise KeyboardInterrupt
 
-    def _write_updates(piece: Columns, first: int, rows: list[int]) -> None:
+    def updates(self, columns: Columns, first: int, rows: list[int]) -> None:
+        """Write the chosen rows of a piece, after a line for any updates left out."""
+        from .render import stream, terminal
+
         if not rows:
             return
         out = []
-        if first + rows[0] > state["shown"] + 1:
-            out.append(stream.gap(state["shown"], first + rows[0]))
-        out += run.blocks(piece, first, rows)
-        state["shown"] = first + rows[-1]
-        if rich:
-            if len(shown) <= TABLE_ROWS:
-                shown.extend(stream.updates_of(piece, first, rows))
-            show(terminal.updates(out))
-        else:
+        for row, block in zip(rows, self.run.blocks(columns, first, rows), strict=True):
+            if first + row > self.shown_until + 1:
+                out.append(stream.gap(self.shown_until, first + row))
+            out.append(block)
+            self.shown_until = first + row
+        if self.console is None:
             _write("".join(b if b.startswith("\n") else "\n" + b for b in out))
+            return
+        if len(self.table) <= TABLE_ROWS:
+            self.table.extend(stream.updates_of(columns, first, rows))
+        self.show(terminal.updates(out))
 
-    try:
-        with _ctrl_c_deferred() as pressed:
-            if progress is not None:
-                progress.start()
-            traj = descend(derivation, backend, on_updates=write)
-            if digest is not None and state["tail"] is not None:
-                tail, first = state["tail"]
-                rows = [i for i in range(len(tail)) if first + i > state["shown"]]
-                _write_updates(tail, first, rows)
-    except KeyboardInterrupt:
-        if progress is not None:
-            progress.stop()
-        end = text.interrupted(problem, state["last"])
-        if rich:
-            show(Text("\n" + end, style="yellow"))
+    def tail(self) -> None:
+        """Write the digest's last updates of a run that has stopped, those not yet written."""
+        if self.kept is None:
+            return
+        columns, first = self.kept
+        self.kept = None
+        rows = [i for i in range(len(columns)) if first + i > self.shown_until]
+        self.updates(columns, first, rows)
+
+    def interrupted(self) -> None:
+        """Write the line that says how far a run stopped by Ctrl-C got."""
+        from .render import text
+
+        end = text.interrupted(self.derivation.problem, self.last)
+        if self.console is not None:
+            self.show(Text("\n" + end, style="yellow"))
+        elif self.fmt == "seed":
+            _error(end)  # standard output keeps the notebook's lines only
         else:
-            _write("\n" + end + "\n" if fmt != "seed" else "")
-            if fmt == "seed":
-                _error(end)
-        sys.exit(130)
-    finally:
-        if progress is not None:
-            progress.stop()
-    if fmt == "seed":
-        return traj
-    if not traj.steps:
-        start = ["", *text.start_block(traj)]
-        show(Text("\n".join(start), style="cyan")) if rich else _write("\n".join(start) + "\n")
-    if rich:
-        show(Text(""))
-        show(terminal.closing(traj, shown if len(shown) <= TABLE_ROWS else []))
-    else:
-        _write("\n".join(text.closing(traj)) + "\n")
-    return traj
+            _write("\n" + end + "\n")
+
+    def closing(self, traj: Trajectory) -> None:
+        """Write what follows the updates: the start's gradient when none was taken, the
+        table (rich), the loss by update (plain), the summary."""
+        from .render import terminal, text
+
+        if self.fmt == "seed":
+            return
+        start = ["", *text.start_block(traj)] if not traj.steps else []
+        if self.console is None:
+            _write("".join(line + "\n" for line in [*start, *text.closing(traj)]))
+            return
+        if start:
+            self.show(Text("\n".join(start), style="cyan"))
+        self.show(Text(""))
+        self.show(terminal.closing(traj, self.table if len(self.table) <= TABLE_ROWS else []))
 
 
 def _console() -> Any:

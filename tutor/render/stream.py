@@ -79,7 +79,7 @@ def _template(printer: Any, expr: sympy.Expr, names: Sequence[str]) -> _Template
     text = printer(expr, {n: _Mark(1.0, m) for n, m in marks.items()})
     index = {m: i for i, m in enumerate(marks.values())}
     parts: list[str | int] = []
-    literal = []
+    literal: list[str] = []
     for ch in text:
         if ch in index:
             parts += ["".join(literal), index[ch]]
