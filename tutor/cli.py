@@ -804,8 +804,8 @@ def _console() -> Any:
     return Console(highlight=False)
 
 
-def _progress(console: Any, steps: int) -> Any:
-    """Return a rich progress bar of ``steps`` updates that vanishes when it stops."""
+def _progress(console: Any, total: int, what: str = "updates") -> Any:
+    """Return a rich progress bar of ``total`` ``what`` that vanishes when it stops."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -815,14 +815,15 @@ def _progress(console: Any, steps: int) -> Any:
     )
 
     progress = Progress(
-        TextColumn("updates"),
+        TextColumn(what),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.description}"),
         console=console,
         transient=True,
     )
-    progress.add_task("descent", total=steps)
+    progress.add_task("", total=total)
     return progress
 
 
@@ -1095,15 +1096,47 @@ def verify_command(
     |TF − SymPy| ≤ γ_k·S + floor at every point; kinks, singular points and
     overflow are reported, not counted. Exit status 1 when they disagree.
     """
-    from .render.verify import render
+    from .render import verify as shown
     from .verify import verify
 
     loaded = [load(p) for p in problems or shipped_ids()]
     styles = VARIABLE_MODES if variables == "both" else (variables,)
-    reports = verify(
-        loaded, examples=examples, size=batch, dtype=dtype, variables=styles, seed=seed
-    )
-    _write(render(reports))
+    modes = (batch is not None) + (examples is not None or batch is None)
+    total = sum(len(p.wrt) for p in loaded) * len(styles) * modes
+    # Each partial's report is printed as soon as it is made: that is the progress
+    # when piped; on a terminal rich's bar counts the partials too.
+    progress = _progress(_console(), total, "partials") if _use_rich() else None
+    opened: list[str] = []
+
+    def report(r: Any) -> None:
+        # The legend comes with the first report, once the arguments have been checked.
+        lines = [shown.LEGEND, ""] if not opened else []
+        if not opened or opened[-1] != r.problem:
+            lines.append(shown.heading(r))
+        opened.append(r.problem)
+        block = "\n".join([*lines, *shown.partial_lines(r)])
+        if progress is None:
+            _write(block + "\n")
+            return
+        progress.console.print(Text(block), soft_wrap=True)  # long lines whole, as piped
+        progress.update(progress.task_ids[0], advance=1, description=f"{r.problem} ∂L/∂{r.symbol}")
+
+    if progress is not None:
+        progress.start()
+    try:
+        reports = verify(
+            loaded,
+            examples=examples,
+            size=batch,
+            dtype=dtype,
+            variables=styles,
+            seed=seed,
+            on_report=report,
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+    _write(shown.verdict(reports) + "\n")
     if not all(r.passed for r in reports):
         _error("tutor verify: TensorFlow and SymPy disagree beyond the bound")
         sys.exit(1)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mpmath
@@ -199,17 +202,39 @@ def _search_partial(p: Probe, examples: int, seed: int) -> PartialReport:
         verbosity=Verbosity.quiet,
     )
     try:
-        found = find(
-            point_strategy(p.problem),
-            lambda values: tally.add(p.check(values)).verdict == "fail",
-            settings=options,
-            random=random.Random(seed),
-        )
+        with _nothing_stored():
+            found = find(
+                point_strategy(p.problem),
+                lambda values: tally.add(p.check(values)).verdict == "fail",
+                settings=options,
+                random=random.Random(seed),
+            )
     except NoSuchExample:
         found = None
     counterexample = p.check(found) if found is not None else None
     shrinks = tally.calls - (tally.first_failure or tally.calls)
     return _report(p, "search", tally, counterexample, seed, shrinks)
+
+
+@contextlib.contextmanager
+def _nothing_stored() -> Iterator[None]:
+    """Keep Hypothesis from writing to its storage folder (``.hypothesis/`` in the current
+    directory) while the block runs.
+
+    With no example database it still caches the constants it finds in local
+    source files under ``.hypothesis/constants/``. Its storage is pointed at a
+    path under ``os.devnull``, where no folder can be made: the cache is not
+    written (Hypothesis ignores the failure) and the constants are read from the
+    source instead.
+    """
+    from hypothesis import configuration
+
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    configuration.set_hypothesis_home_dir(Path(os.devnull) / "hypothesis")
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(previous)
 
 
 def _report(
