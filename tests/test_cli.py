@@ -184,6 +184,8 @@ BAD_INPUTS = {
     "unknown option": (["step", "seed-w", "--lrr", "1"], "--lrr"),
     "missing problem": (["step"], "PROBLEM"),
     "show unknown wrt": (["show", "seed-w", "--wrt", "q"], "'q' is not a symbol"),
+    "all with json": (["step", "seed-w", "--all", "--format", "json"], "--all"),
+    "all with seed": (["step", "seed-w", "--all", "--format", "seed"], "--all"),
 }
 
 
