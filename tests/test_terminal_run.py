@@ -245,7 +245,11 @@ def test_time_limit_holds_while_tensorflow_imports_in_the_background():
     )
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.splitlines()
-    assert re.fullmatch(
-        r"stopped after [12] s: sleeping took longer than 1 s and was stopped.*", first
+    stopped = re.fullmatch(
+        r"stopped after (\d+) s: sleeping took longer than 1 s and was .*", first
     )
+    assert stopped, first
+    # Stopped at the limit, not after the sixty seconds asked for: the fork server's own
+    # start (a fresh interpreter importing SymPy, slower on a loaded machine) comes first.
+    assert int(stopped[1]) < 10, first
     assert second == "36"
