@@ -151,7 +151,12 @@ class RunText:
 
     def header(self) -> list[str]:
         """Return the closed forms each update substitutes into, and the update rule."""
-        lines = ["Each update substitutes its numbers into:"]
+        rows = self.problem.rows
+        lines = [
+            f"Each update evaluates, as the mean over the {rows} rows:"
+            if rows
+            else "Each update substitutes its numbers into:"
+        ]
         for p in self.partials:
             lines.append(f"  {p.label} = {p.closed}")
             lines.append(f"    LaTeX: {p.latex_label} = {p.closed_latex}")

@@ -204,18 +204,6 @@ def _gradient_lines(
     ]
 
 
-def update_block(traj: Trajectory, update: Update) -> list[str]:
-    """Return the lines of one update: each gradient with its numbers substituted, then each
-    new value (the closed forms are in :func:`descent_heading`, shown once above the updates)."""
-    from .stream import RunText
-
-    columns = traj.columns
-    row = update.step - 1
-    if not 0 <= row < len(columns):
-        raise IndexError(f"update {update.step} is not in this run of {len(columns)} updates")
-    return RunText(traj.derivation).blocks(columns, 1, [row])[0].rstrip("\n").split("\n")
-
-
 def start_block(traj: Trajectory) -> list[str]:
     """Return the loss and both gradients at the starting values (shown when no update runs)."""
     start = traj.start
@@ -313,7 +301,8 @@ def descent_heading(problem: Problem, wrt: tuple[str, ...]) -> str:
     """Return the line that opens a run: the symbols descended, η, dtype, style, steps."""
     return (
         f"Gradient descent on {', '.join(wrt)}: η = {number(problem.learning_rate)}, "
-        f"{problem.dtype}, {problem.variables} mode, up to {problem.steps} updates"
+        f"{problem.dtype}, {problem.variables} mode, "
+        f"up to {problem.steps} update{'' if problem.steps == 1 else 's'}"
     )
 
 
