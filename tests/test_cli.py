@@ -116,12 +116,17 @@ def test_json_lines_are_strict_json_with_the_contract_keys(run_cli):
 def test_plain_step_shows_each_update_beside_its_latex_derivation(run_cli):
     status, out, _ = run_cli("step", "seed-w", "--format", "plain", "--steps", "1")
     assert status == 0
+    # The closed form once, above the updates; each update substitutes its numbers into it.
+    head, _, update = out.partition("Update 1:")
+    assert "  ∂L/∂w = 2x(wx − y)\n" in head
+    assert r"LaTeX: \frac{\partial L}{\partial w} = 2 x \left(w x - y\right)" in head
     assert (
-        r"\frac{\partial L}{\partial w} = 2 x \left(w x - y\right) = "
-        r"2 \cdot 3 \cdot \left(0.5 \cdot 3 - 6\right) = -27" in out
+        r"LaTeX: \frac{\partial L}{\partial w} = "
+        r"2 \cdot 3 \cdot \left(0.5 \cdot 3 - 6\right) = -27" in update
     )
-    assert r"w \leftarrow 0.5 - 0.01\cdot \left(-27\right) = 0.77" in out
-    assert "∂L/∂w = 2x(wx − y) = 2·3·(0.5·3 − 6) = -27" in out
+    assert r"w \leftarrow 0.5 - 0.01\cdot \left(-27\right) = 0.77" in update
+    assert "∂L/∂w = 2·3·(0.5·3 − 6) = -27" in update
+    assert "2x(wx − y)" not in update
     assert "SymPy -27.0   TF -27.0" in out
 
 
@@ -179,6 +184,8 @@ BAD_INPUTS = {
     "unknown option": (["step", "seed-w", "--lrr", "1"], "--lrr"),
     "missing problem": (["step"], "PROBLEM"),
     "show unknown wrt": (["show", "seed-w", "--wrt", "q"], "'q' is not a symbol"),
+    "all with json": (["step", "seed-w", "--all", "--format", "json"], "--all"),
+    "all with seed": (["step", "seed-w", "--all", "--format", "seed"], "--all"),
 }
 
 

@@ -405,3 +405,78 @@ def test_one_point_at_a_time_and_a_batch_reach_the_same_verdicts(loss, low, high
         v: one_by_one.count(v) for v in set(one_by_one)
     }
     assert set(one_by_one) == expected
+
+
+# What verify prints: the explanation once, each bound as a number, each partial as it ends.
+
+
+def test_cli_verify_explains_the_tolerance_once_and_gives_each_bound_as_a_number(run_cli):
+    status, out, _ = run_cli("verify", "seed-w", "--examples", "20", "--seed", "2")
+    assert status == 0
+    assert out.count("re-evaluated on the terms' magnitudes") == 1
+    assert out.startswith("Each partial passes when |TF − SymPy| ≤ γ_k·S + floor")
+    # γ_3 = 3u/(1 − 3u) for float32's u = 2⁻²⁴, computed here in exact rationals.
+    from fractions import Fraction
+
+    u = Fraction(1, 2**24)
+    gamma_3 = float(3 * u / (1 - 3 * u))
+    assert out.count(f"γ_3 = 3u/(1 − 3u) = {gamma_3:.4g} (k = 3, u = 2⁻²⁴)") == 2
+    # At the worst point the bound is γ_k·S + floor with the S printed beside it; the floor
+    # (flushed subnormals, about 2⁻¹²⁶ here) is far below the fourth digit.
+    import re
+
+    for line in out.splitlines():
+        if line.lstrip().startswith("worst") and "γ_3" in line:
+            s = float(re.search(r"S = ([-\d.e+]+)\)", line)[1])
+            shown = re.search(r"≤ γ_3·S \+ floor = ([-\d.e+]+)$", line)[1]
+            assert f"{gamma_3 * s:.4g}" == shown, line
+
+
+def test_verify_hands_over_each_report_as_it_is_made():
+    problems = [load("seed-w"), load("linear-bias")]
+    seen = []
+    from tutor.verify import verify
+
+    reports = verify(problems, examples=5, variables=("tensor",), seed=0, on_report=seen.append)
+    assert seen == reports
+    assert [(r.problem, r.symbol) for r in seen] == [
+        ("seed-w", "w"),
+        ("linear-bias", "w"),
+        ("linear-bias", "b"),
+    ]
+
+
+@pytest.mark.slow
+def test_verify_in_an_empty_folder_leaves_it_empty_and_shows_progress(tmp_path):
+    """Hypothesis caches the constants of local source files in .hypothesis/constants/
+    even without an example database; verify must write nothing at all."""
+    import io
+    import os
+    import sys
+
+    import pexpect
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "tutor", "verify", "seed-w", "seed-x", "--examples", "20"],
+        cwd=str(tmp_path),
+        env={
+            "PATH": "/usr/bin:/bin",
+            "TERM": "xterm-256color",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
+        encoding="utf-8",
+        timeout=300,
+        dimensions=(40, 120),
+    )
+    child.logfile_read = io.StringIO()
+    child.expect(r"partials .*━.*0/4")  # rich's bar, before the first report
+    child.expect("Each partial passes")
+    child.expect("seed-w: ")
+    child.expect("seed-x: ")
+    child.expect("4 checks: all passed")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert list(tmp_path.iterdir()) == []

@@ -84,7 +84,7 @@ def rehearse_step(
     derivation: Derivation, fmt: str, interactive: bool, show_code: bool, backprop: bool
 ) -> bool:
     """Render a one-update run of ``derivation`` as ``tutor step`` would in ``fmt``."""
-    from .render import jsonl, latex, terminal, text
+    from .render import jsonl, latex, stream, terminal, text
 
     traj = _run(derivation)
     if show_code:
@@ -92,11 +92,15 @@ def rehearse_step(
 
         update_code(derivation.problem)
     if interactive or fmt in ("rich", "plain"):
-        terminal.trajectory(traj) if fmt == "rich" else text.trajectory(traj)
-        if traj.updates:
-            text.update_block(traj, traj.updates[0])
+        terminal.derivation(derivation) if fmt == "rich" else text.derivation(derivation)
+        run = stream.RunText(derivation)
+        run.header()
+        if len(traj.columns):
+            run.blocks(traj.columns, 1, [0])
         text.start_block(traj)
         text.end_curvature(traj)
+        text.summary(traj)
+        terminal.closing(traj, []) if fmt == "rich" else text.closing(traj)
     elif fmt == "latex":
         latex.trajectory(traj)
     elif fmt == "json":
@@ -104,7 +108,7 @@ def rehearse_step(
             jsonl.updates(traj.columns, 1)
         jsonl.summary(traj)
     else:
-        text.seed(traj)
+        text.seed_lines(traj.columns)
     if backprop:
         rehearse_graph(derivation.problem, 0, "rich" if fmt == "rich" else "plain")
     return True

@@ -52,6 +52,26 @@ def tensorflow() -> Any:
     return _tf
 
 
+def import_in_background() -> threading.Thread:
+    """Start importing TensorFlow in a daemon thread and return the thread.
+
+    The import takes seconds; the caller can wait for it while watching for a
+    reason to stop (a reader gone), and a process that ends meanwhile is not
+    held up by it. Using the backend after :meth:`threading.Thread.join` finds it
+    imported (or imports it then, raising what the import raises). While the
+    thread runs, and once TensorFlow is loaded, :mod:`tutor._timeout` starts its
+    children from the fork server rather than by forking this process.
+    """
+
+    def work() -> None:
+        with contextlib.suppress(Exception):  # raised again where the backend is used
+            tensorflow()
+
+    thread = threading.Thread(target=work, name="tutor-import-tensorflow", daemon=True)
+    thread.start()
+    return thread
+
+
 def build_loss(tree: Node, env: Mapping[str, Any], dtype: Any) -> Any:
     """Return the TensorFlow value of ``tree`` with symbols bound to the tensors in ``env``."""
     tf = tensorflow()

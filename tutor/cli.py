@@ -69,6 +69,33 @@ def _write_raw(text: str) -> None:
         raise _OutputFailed(exc.strerror or str(exc)) from None
 
 
+def _wait_for_tensorflow() -> None:
+    """Import TensorFlow, stopping at once (quietly) if standard output's reader goes away.
+
+    A reader that has read what it wanted (``| head``) need not wait seconds for an
+    import whose results it will never read.
+    """
+    from .autodiff import import_in_background
+
+    importing = import_in_background()
+    while importing.is_alive():
+        importing.join(0.05)
+        if _reader_gone():
+            raise _ReaderGone
+
+
+def _reader_gone() -> bool:
+    """Return whether standard output is a pipe or terminal that nobody reads any more."""
+    import select
+
+    fd = _stdout_fd()
+    if fd is None or not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # errors only: a closed reader shows as POLLERR, a gone terminal POLLHUP
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+
+
 def _stdout_fd() -> int | None:
     """Return standard output's file descriptor, or None when it has none."""
     try:
@@ -323,6 +350,13 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
     "(see 'tutor graph').",
 )
 @click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="On a terminal, show every update of a long run (by default: the first ones, "
+    "every k-th, the last ones). Piped output always has every update.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(_FORMATS_STEP),
@@ -340,9 +374,16 @@ def step(
     interactive: bool,
     show_code: bool,
     backprop: bool,
+    show_all: bool,
     fmt: str | None,
 ) -> None:
-    """Run gradient descent on PROBLEM, each update beside its derivation."""
+    """Run gradient descent on PROBLEM, each update beside its derivation.
+
+    Updates are printed as they are computed. On a terminal, a run of more
+    updates than the screen has lines shows a progress bar and a digest: the
+    first updates, every k-th, the last ones (--all: every update). Piped, every
+    update is printed. Ctrl-C stops the run and prints what was computed (exit 130).
+    """
     if backprop and fmt not in (None, "rich", "plain"):
         raise UsageError(
             f"--backprop shows the graph as text; it does not go with --format {fmt}. "
@@ -358,6 +399,11 @@ def step(
         raise UsageError(
             "--interactive needs a terminal to read keys from; standard input is "
             "not one. Run without --interactive to print every update."
+        )
+    if show_all and fmt not in (None, "rich", "plain"):
+        raise UsageError(
+            f"--all shows every update on a terminal; --format {fmt} prints every one "
+            "already. Drop --all."
         )
     from ._rehearsal import rehearse_step
 
@@ -375,20 +421,24 @@ def step(
         from .render.code import update_code
 
         _write(update_code(loaded) + "\n")
+    # The derivation needs SymPy only: it is printed first, and TensorFlow is imported
+    # after it while the student reads it. Not before: the import holds Python's lock
+    # for long stretches as it loads its libraries, which made printing 20× slower.
+    if fmt == "rich":
+        _print_rich(terminal.derivation(derivation))
+    elif fmt == "plain":
+        _write(text.derivation(derivation))
+    _wait_for_tensorflow()
     if fmt == "json":
         traj = _json_run(derivation, TensorFlowBackend())
-    else:
+    elif interactive:
         traj = descend(derivation, TensorFlowBackend())
-    if interactive:
         _step_through(traj, rich=fmt == "rich")
-    elif fmt == "rich":
-        _print_rich(terminal.trajectory(traj))
-    elif fmt == "plain":
-        _write(text.trajectory(traj))
-    elif fmt == "seed":
-        _write(text.seed(traj))
     elif fmt == "latex":
+        traj = descend(derivation, TensorFlowBackend())
         _write(latex.trajectory(traj))
+    else:
+        traj = _streamed_run(derivation, TensorFlowBackend(), fmt, show_all)
     if backprop:
         from .render import graph as render_graph
 
@@ -629,6 +679,194 @@ def _json_run(derivation: Derivation, backend: Any) -> Trajectory:
     return traj
 
 
+#: The most updates a rich run lists in its closing table.
+TABLE_ROWS = 200
+
+
+def _streamed_run(derivation: Derivation, backend: Any, fmt: str, show_all: bool) -> Trajectory:
+    """Print a run in ``fmt`` (rich, plain or seed) as it is computed; return the run.
+
+    The derivation is printed already. Each piece of updates is written as soon
+    as it is computed, so memory holds a piece of text, never the run's. On a
+    terminal a run longer than the screen shows a digest (unless ``show_all``)
+    and, in rich, a progress bar. Ctrl-C stops at the next piece, prints what was
+    computed and exits with 130.
+    """
+    from .descent import descend
+
+    printer = _RunPrinter(derivation, fmt, show_all)
+    printer.heading()
+    try:
+        with _ctrl_c_deferred() as pressed, printer.progress_shown():
+            printer.pressed = pressed
+            traj = descend(derivation, backend, on_updates=printer.piece)
+            printer.tail()
+    except KeyboardInterrupt:
+        printer.tail()
+        printer.interrupted()
+        sys.exit(130)
+    printer.closing(traj)
+    return traj
+
+
+class _RunPrinter:
+    """Writes a run's pieces as they come: every update, or a terminal's digest of them."""
+
+    def __init__(self, derivation: Derivation, fmt: str, show_all: bool) -> None:
+        import shutil
+
+        from .render import stream
+
+        self.derivation, self.fmt = derivation, fmt
+        self.run = stream.RunText(derivation)
+        steps = derivation.problem.steps
+        long = sys.stdout.isatty() and steps > shutil.get_terminal_size().lines
+        self.digest = stream.Digest.of(steps) if long and not show_all and fmt != "seed" else None
+        self.console = _console() if fmt == "rich" else None
+        self.progress = _progress(self.console, steps) if fmt == "rich" and long else None
+        self.pressed = threading.Event()
+        self.shown_until = 0  # the last update written
+        self.table: list[Any] = []  # the updates a rich run's closing table lists
+        self.kept: tuple[Columns, int] | None = None  # the last updates, for the digest's end
+        self.last: tuple[Columns, int] | None = None  # the last piece and its first update
+
+    def show(self, renderable: Any) -> None:
+        """Print a rich renderable, unwrapped lines as they are (a LaTeX line stays whole)."""
+        try:
+            self.console.print(renderable, crop=False)  # type: ignore[union-attr]
+        except BrokenPipeError as exc:
+            raise _ReaderGone from exc
+        except OSError as exc:
+            raise _OutputFailed(exc.strerror or str(exc)) from None
+
+    def heading(self) -> None:
+        """Write the run's first line and the closed forms its updates substitute into."""
+        from .render import terminal, text
+
+        if self.fmt == "seed":
+            return
+        wrt = tuple(p.symbol for p in self.derivation.partials)
+        lines = [text.descent_heading(self.derivation.problem, wrt), *self.run.header()]
+        if self.console is not None:
+            self.show(terminal.lines(lines))
+        else:
+            _write("\n" + "\n".join(lines) + "\n")
+
+    @contextlib.contextmanager
+    def progress_shown(self) -> Iterator[None]:
+        """Show the progress bar (when there is one) while the block runs."""
+        if self.progress is None:
+            yield
+            return
+        self.progress.start()
+        try:
+            yield
+        finally:
+            self.progress.stop()
+
+    def piece(self, columns: Columns, first: int) -> None:
+        """Write a piece of updates (those the digest shows); ``first`` is its first update."""
+        from .render import stream, text
+
+        self.last = (columns, first)
+        if self.fmt == "seed":
+            _write(text.seed_lines(columns))
+        elif self.digest is None:
+            self.updates(columns, first, list(range(len(columns))))
+        else:
+            self.updates(columns, first, self.digest.rows(first, len(columns)))
+            self.kept = stream.last_rows(self.kept, columns, first, self.digest.tail)
+        if self.progress is not None:
+            self.progress.update(self.progress.task_ids[0], completed=first + len(columns) - 1)
+        if self.pressed.is_set():  # Ctrl-C acts here, between whole updates
+            raise KeyboardInterrupt
+
+    def updates(self, columns: Columns, first: int, rows: list[int]) -> None:
+        """Write the chosen rows of a piece, after a line for any updates left out."""
+        from .render import stream, terminal
+
+        if not rows:
+            return
+        out = []
+        for row, block in zip(rows, self.run.blocks(columns, first, rows), strict=True):
+            if first + row > self.shown_until + 1:
+                out.append(stream.gap(self.shown_until, first + row))
+            out.append(block)
+            self.shown_until = first + row
+        if self.console is None:
+            _write("".join(b if b.startswith("\n") else "\n" + b for b in out))
+            return
+        if len(self.table) <= TABLE_ROWS:
+            self.table.extend(stream.updates_of(columns, first, rows))
+        self.show(terminal.updates(out))
+
+    def tail(self) -> None:
+        """Write the digest's last updates of a run that has stopped, those not yet written."""
+        if self.kept is None:
+            return
+        columns, first = self.kept
+        self.kept = None
+        rows = [i for i in range(len(columns)) if first + i > self.shown_until]
+        self.updates(columns, first, rows)
+
+    def interrupted(self) -> None:
+        """Write the line that says how far a run stopped by Ctrl-C got."""
+        from .render import text
+
+        end = text.interrupted(self.derivation.problem, self.last)
+        if self.console is not None:
+            self.show(Text("\n" + end, style="yellow"))
+        elif self.fmt == "seed":
+            _error(end)  # standard output keeps the notebook's lines only
+        else:
+            _write("\n" + end + "\n")
+
+    def closing(self, traj: Trajectory) -> None:
+        """Write what follows the updates: the start's gradient when none was taken, the
+        table (rich), the loss by update (plain), the summary."""
+        from .render import terminal, text
+
+        if self.fmt == "seed":
+            return
+        start = ["", *text.start_block(traj)] if not traj.steps else []
+        if self.console is None:
+            _write("".join(line + "\n" for line in [*start, *text.closing(traj)]))
+            return
+        if start:
+            self.show(Text("\n".join(start), style="cyan"))
+        self.show(Text(""))
+        self.show(terminal.closing(traj, self.table if len(self.table) <= TABLE_ROWS else []))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _progress(console: Any, total: int, what: str = "updates") -> Any:
+    """Return a rich progress bar of ``total`` ``what`` that vanishes when it stops."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    )
+    progress.add_task("", total=total)
+    return progress
+
+
 @cli.command("notebook", short_help="Write a Jupyter notebook of the descent.")
 @click.argument("problem")
 @click.option(
@@ -676,18 +914,23 @@ _PROMPT = "[Enter] next update   [a] all the rest   [q] quit "
 
 
 def _step_through(traj: Any, rich: bool) -> None:
-    """Show the derivation, then one update per key press."""
+    """Show the closed forms, then one update per key press (the derivation is shown)."""
     from .render import terminal, text
+    from .render.stream import RunText
 
     show = _print_rich if rich else (lambda t: _write(t + "\n"))
-    show(terminal.derivation(traj.derivation) if rich else text.derivation(traj.derivation))
-    if not traj.updates:
-        show(Text("\n".join(text.start_block(traj))) if rich else "\n".join(text.start_block(traj)))
+    run = RunText(traj.derivation)
+    wrt = tuple(p.symbol for p in traj.derivation.partials)
+    heading = [text.descent_heading(traj.problem, wrt), *run.header()]
+    show(terminal.lines(["", *heading]) if rich else "\n" + "\n".join(heading))
+    if not traj.steps:
+        start = ["", *text.start_block(traj)]
+        show(Text("\n".join(start)) if rich else "\n".join(start))
     run_all = False
-    for index, update in enumerate(traj.updates):
-        block = "\n".join(text.update_block(traj, update))
-        show(Text(block) if rich else block)
-        if run_all or index == len(traj.updates) - 1:
+    for index in range(traj.steps):
+        block = run.blocks(traj.columns, 1, [index])
+        show(terminal.updates(block) if rich else "\n" + block[0].rstrip("\n"))
+        if run_all or index == traj.steps - 1:
             continue
         key = _ask()
         if key == "q":
@@ -901,17 +1144,49 @@ def verify_command(
     overflow are reported, not counted. Exit status 1 when they disagree.
     """
     from ._rehearsal import rehearse_verify
-    from .render.verify import render
+    from .render import verify as shown
     from .verify import verify
 
     loaded = [load(p) for p in problems or shipped_ids()]
     styles = VARIABLE_MODES if variables == "both" else (variables,)
+    modes = (batch is not None) + (examples is not None or batch is None)
+    total = sum(len(p.wrt) for p in loaded) * len(styles) * modes
+    # Each partial's report is printed as soon as it is made: that is the progress
+    # when piped; on a terminal rich's bar counts the partials too.
+    progress = _progress(_console(), total, "partials") if _use_rich() else None
+    opened: list[str] = []
+
+    def report(r: Any) -> None:
+        # The legend comes with the first report, once the arguments have been checked.
+        lines = [shown.LEGEND, ""] if not opened else []
+        if not opened or opened[-1] != r.problem:
+            lines.append(shown.heading(r))
+        opened.append(r.problem)
+        block = "\n".join([*lines, *shown.partial_lines(r)])
+        if progress is None:
+            _write(block + "\n")
+            return
+        progress.console.print(Text(block), soft_wrap=True)  # long lines whole, as piped
+        progress.update(progress.task_ids[0], advance=1, description=f"{r.problem} ∂L/∂{r.symbol}")
+
     with _budget_per_loss(len(loaded)):
         within_time_limit(rehearse_verify, loaded, what="deriving the gradients and their bounds")
-        reports = verify(
-            loaded, examples=examples, size=batch, dtype=dtype, variables=styles, seed=seed
-        )
-    _write(render(reports))
+        if progress is not None:
+            progress.start()
+        try:
+            reports = verify(
+                loaded,
+                examples=examples,
+                size=batch,
+                dtype=dtype,
+                variables=styles,
+                seed=seed,
+                on_report=report,
+            )
+        finally:
+            if progress is not None:
+                progress.stop()
+    _write(shown.verdict(reports) + "\n")
     if not all(r.passed for r in reports):
         _error("tutor verify: TensorFlow and SymPy disagree beyond the bound")
         sys.exit(1)

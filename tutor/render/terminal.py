@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from collections.abc import Sequence
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
 from .._clean import clean
 from .._numbers import side_by_side
-from ..model import Derivation, Trajectory
+from ..model import Derivation, Trajectory, Update
 from . import text
 
 
@@ -57,7 +61,48 @@ def lines(block: list[str], style: str = "") -> Group:
     return Group(*out)
 
 
-def _table(traj: Trajectory) -> Table:
+def updates(blocks: list[str]) -> RenderableType:
+    """Return update blocks (as :class:`tutor.render.stream.RunText` writes them) to print,
+    each after a blank line, its first line in bold; a block that opens with a blank line
+    (:func:`tutor.render.stream.gap`) is shown dimmed.
+
+    The lines are not wrapped: the terminal soft-wraps a long one, so that a copy
+    gives it whole (the LaTeX ones above all). They go to rich as styled segments,
+    with no layout to compute, so that printing a long run costs what computing it
+    does (about 2 µs an update, against 80 µs as one text per update).
+    """
+    return _Blocks(tuple(blocks))
+
+
+class _Blocks:
+    """Update blocks as rich segments: each line as it is, the first in bold."""
+
+    def __init__(self, blocks: tuple[str, ...]) -> None:
+        self.blocks = blocks
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        line = Segment.line()
+        for block in self.blocks:
+            if block.startswith("\n"):
+                yield line
+                yield Segment(block.strip("\n"), _DIM)
+                yield line
+                continue
+            head, _, rest = block.rstrip("\n").partition("\n")
+            yield line
+            yield Segment(head, _BOLD)
+            yield line
+            if rest:
+                yield Segment(rest)
+                yield line
+
+
+_BOLD = Style(bold=True)
+_DIM = Style(dim=True)
+
+
+def table(traj: Trajectory, shown: Sequence[Update]) -> Table:
+    """Return a table of the ``shown`` updates of a run, one row each."""
     table = Table(title="Updates", title_justify="left", show_edge=False)
     table.add_column("k", justify="right")
     table.add_column("loss", justify="right")
@@ -67,7 +112,7 @@ def _table(traj: Trajectory) -> Table:
         table.add_column(f"∂L/∂{s} SymPy", justify="right")
         table.add_column(f"∂L/∂{s} TF", justify="right")
         table.add_column(f"{s} after", justify="right", style="bold")
-    for u in traj.updates:
+    for u in shown:
         row = [str(u.step), f"{u.loss:.2f}"]
         for p in traj.derivation.partials:
             s = p.symbol
@@ -80,19 +125,29 @@ def _table(traj: Trajectory) -> Table:
     return table
 
 
-def trajectory(traj: Trajectory, show_derivation: bool = True) -> RenderableType:
-    """Return the run: derivation panel, each update's substituted lines, a table, the summary."""
-    parts: list[RenderableType] = [derivation(traj.derivation)] if show_derivation else []
-    if not traj.updates:
-        parts.append(Text("\n".join(text.start_block(traj)), style="cyan"))
-    for update in traj.updates:
-        block = text.update_block(traj, update)
-        parts.append(lines(block, style="bold"))
-    if traj.updates:
-        parts.append(_table(traj))
+def closing(traj: Trajectory, shown: Sequence[Update]) -> Group:
+    """Return what follows the updates: the table of those ``shown``, the curvature at the
+    end, and the summary in the colour of the outcome."""
+    parts: list[RenderableType] = [table(traj, shown)] if shown else []
     end = text.end_curvature(traj)
     if end:
         parts.append(Text(end))
     style = {"diverged": "bold red", "diverging": "yellow"}.get(traj.status, "bold green")
     parts.append(Text(text.summary(traj), style=style))
+    return Group(*parts)
+
+
+def trajectory(traj: Trajectory, show_derivation: bool = True) -> RenderableType:
+    """Return the run: derivation panel, the closed forms, each update's numbers substituted,
+    a table, the summary."""
+    from .stream import RunText
+
+    parts: list[RenderableType] = [derivation(traj.derivation)] if show_derivation else []
+    run = RunText(traj.derivation)
+    wrt = tuple(p.symbol for p in traj.derivation.partials)
+    parts.append(lines([text.descent_heading(traj.problem, wrt), *run.header()]))
+    if not traj.steps:
+        parts.append(Text("\n" + "\n".join(text.start_block(traj)), style="cyan"))
+    parts.append(updates(run.blocks(traj.columns, 1)))
+    parts += [Text(""), closing(traj, traj.updates)]
     return Group(*parts)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import sympy
 
 from .._clean import clean
 from .._mathtext import checking_digits, unicode
 from .._numbers import number, side_by_side
 from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
-from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
+from ..model import Columns, Derivation, Partial, Problem, Step, Trajectory, Update
 from . import latex
 
 
@@ -31,6 +32,11 @@ def seed(traj: Trajectory) -> str:
     """Return the notebook's output for a whole run, one line per update."""
     wrt = tuple(p.symbol for p in traj.derivation.partials)
     return "".join(seed_line(u, wrt) + "\n" for u in traj.updates)
+
+
+def seed_lines(columns: Columns) -> str:
+    """Return the notebook's line of every update in ``columns``."""
+    return "".join(seed_line(u, columns.wrt) + "\n" for u in columns.updates())
 
 
 def partial_label(symbol: str) -> str:
@@ -198,21 +204,6 @@ def _gradient_lines(
     ]
 
 
-def update_block(traj: Trajectory, update: Update) -> list[str]:
-    """Return the lines of one update: each gradient substituted, then each new value."""
-    lines = [f"Update {update.step}: L = {number(update.loss)}"]
-    values = {**traj.problem.constants, **update.values}
-    for partial in traj.derivation.partials:
-        s = partial.symbol
-        lines += _gradient_lines(traj, partial, values, update.symbolic[s], update.autodiff[s])
-        old, g, new = latex.update_numbers(s, update, traj.learning_rate, traj.problem.dtype)
-        g = f"({g})" if g.startswith("-") else g
-        lines.append(f"  {s} ← {old} − {number(traj.learning_rate)}·{g} = {new}")
-        shown = latex.update_line(s, update, traj.learning_rate, traj.problem.dtype)
-        lines.append(f"    LaTeX: {shown}")
-    return lines
-
-
 def start_block(traj: Trajectory) -> list[str]:
     """Return the loss and both gradients at the starting values (shown when no update runs)."""
     start = traj.start
@@ -228,18 +219,20 @@ def start_block(traj: Trajectory) -> list[str]:
 _BARS = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(values: list[float], width: int = 60) -> str:
+def sparkline(values: Any, width: int = 60) -> str:
     """Return the losses as a row of bars (log scale), at most ``width`` wide.
 
     >>> sparkline([4.0, 2.0, 1.0])
     '█▅▁'
     """
-    finite = [v for v in values if math.isfinite(v) and v > 0]
-    if not finite:
+    losses = np.asarray(values, dtype=np.float64)
+    finite = losses[np.isfinite(losses) & (losses > 0)]
+    if not finite.size:
         return ""
-    if len(values) > width:
-        values = [values[i * len(values) // width] for i in range(width)]
-    logs = [math.log10(max(v, min(finite))) if math.isfinite(v) else math.inf for v in values]
+    floor = float(finite.min())
+    if len(losses) > width:
+        losses = losses[[i * len(losses) // width for i in range(width)]]
+    logs = [math.log10(max(v, floor)) if math.isfinite(v) else math.inf for v in losses.tolist()]
     low, high = min(v for v in logs if math.isfinite(v)), max(v for v in logs if math.isfinite(v))
     span = (high - low) or 1.0
     return "".join(
@@ -248,12 +241,20 @@ def sparkline(values: list[float], width: int = 60) -> str:
     )
 
 
+def last_values(traj: Trajectory) -> dict[str, float]:
+    """Return the descended values after the last update (the start's when none was taken)."""
+    columns = traj.columns
+    if not len(columns):
+        return {n: traj.start.values[n] for n in traj.problem.wrt}
+    return dict(zip(columns.wrt, columns.updated[-1].tolist(), strict=True))
+
+
 def distance_to_minimiser(traj: Trajectory) -> float | None:
     """Return |θ_last − θ*| when the analysis found the fixed point θ*, else None."""
     a = traj.derivation.analysis
-    if a is None or a.fixed_point is None or not traj.updates:
+    if a is None or a.fixed_point is None or not traj.steps:
         return None
-    last = traj.updates[-1].updated
+    last = last_values(traj)
     return math.dist([last[n] for n in a.fixed_point], list(a.fixed_point.values()))
 
 
@@ -262,7 +263,7 @@ def end_curvature(traj: Trajectory) -> str:
     if traj.end_curvature is None:
         return ""
     names = tuple(p.symbol for p in traj.derivation.partials)
-    last = traj.updates[-1].updated if traj.updates else traj.start.values
+    last = {**traj.start.values, **last_values(traj)}
     at = ", ".join(f"{n} = {number(last[n])}" for n in names)
     return f"Curvature at the end ({at}): {describe_curvature(traj.end_curvature, names)}"
 
@@ -270,7 +271,7 @@ def end_curvature(traj: Trajectory) -> str:
 def summary(traj: Trajectory) -> str:
     """Return the closing line of a run: outcome, updates, the loss at the final values,
     the distance to θ*."""
-    n = len(traj.updates)
+    n = traj.steps
     final = "" if traj.final_loss is None else f", final loss {number(traj.final_loss)}"
     distance = distance_to_minimiser(traj)
     if distance is not None and math.isfinite(distance):
@@ -278,27 +279,57 @@ def summary(traj: Trajectory) -> str:
     return f"{traj.status}: {n} update{'' if n == 1 else 's'}{final} ({traj.reason})"
 
 
-def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
-    """Return a whole run as plain text: derivation, each update, the summary."""
-    problem = traj.problem
-    lines = [derivation(traj.derivation).rstrip("\n")] if show_derivation else []
-    rate = number(traj.learning_rate)
-    wrt = ", ".join(p.symbol for p in traj.derivation.partials)
-    lines += [
-        "",
-        f"Gradient descent on {wrt}: η = {rate}, {problem.dtype}, "
-        f"{problem.variables} mode, up to {problem.steps} updates",
-        "",
-    ]
-    if not traj.updates:
-        lines += start_block(traj)
-    for update in traj.updates:
-        lines += ["", *update_block(traj, update)]
-    spark = sparkline([u.loss for u in traj.updates])
+def interrupted(problem: Problem, last: tuple[Columns, int] | None) -> str:
+    """Return the line that ends a run stopped by Ctrl-C: how far it got and where.
+
+    ``last`` is the last piece of updates computed and the number of its first update.
+    """
+    if last is None or not len(last[0]):
+        return "interrupted: no update was computed (stopped by Ctrl-C)"
+    columns, first = last
+    count = first + len(columns) - 1
+    after = ", ".join(
+        f"{n} = {number(v)}" for n, v in zip(columns.wrt, columns.updated[-1].tolist(), strict=True)
+    )
+    return (
+        f"interrupted: {count} update{'' if count == 1 else 's'}, loss {number(columns.loss[-1])} "
+        f"before the last, {after} after it (stopped by Ctrl-C after update {count})"
+    )
+
+
+def descent_heading(problem: Problem, wrt: tuple[str, ...]) -> str:
+    """Return the line that opens a run: the symbols descended, η, dtype, style, steps."""
+    return (
+        f"Gradient descent on {', '.join(wrt)}: η = {number(problem.learning_rate)}, "
+        f"{problem.dtype}, {problem.variables} mode, "
+        f"up to {problem.steps} update{'' if problem.steps == 1 else 's'}"
+    )
+
+
+def closing(traj: Trajectory) -> list[str]:
+    """Return what follows the updates: the loss as a sparkline, the end's curvature, the
+    summary, each paragraph preceded by a blank line."""
+    lines = []
+    spark = sparkline(traj.columns.loss)
     if spark:
         lines += ["", f"Loss by update: {spark}"]
     end = end_curvature(traj)
     if end:
         lines += ["", end]
-    lines += ["", summary(traj)]
-    return "\n".join(lines) + "\n"
+    return [*lines, "", summary(traj)]
+
+
+def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
+    """Return a whole run as plain text: derivation, the closed forms, each update with its
+    numbers substituted, the summary."""
+    from .stream import RunText
+
+    lines = [derivation(traj.derivation).rstrip("\n")] if show_derivation else []
+    wrt = tuple(p.symbol for p in traj.derivation.partials)
+    run = RunText(traj.derivation)
+    lines += ["", descent_heading(traj.problem, wrt), *run.header()]
+    if not traj.steps:
+        lines += ["", *start_block(traj)]
+    text = "\n".join(lines) + "\n"
+    blocks = "".join("\n" + block for block in run.blocks(traj.columns, 1))
+    return text + blocks + "\n".join(closing(traj)) + "\n"

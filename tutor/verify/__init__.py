@@ -30,8 +30,9 @@ does not; subnormal *intermediates* are covered by the bound's floor.
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..derivation import derive
 from ..errors import UsageError
@@ -102,37 +103,51 @@ def verify(
     dtype: str | None = None,
     variables: Sequence[str] = ("tensor", "variable"),
     seed: int | None = None,
+    on_report: Callable[[PartialReport], object] | None = None,
 ) -> list[PartialReport]:
     """Return the reports of every problem's partials in each requested style.
 
     Hypothesis' search runs with ``examples`` points (100 when neither it nor
-    ``size`` is given); batch mode runs when ``size`` is given.
+    ``size`` is given); batch mode runs when ``size`` is given. ``on_report`` is
+    called with each report as soon as it is made (a search's after each partial).
     """
     _check_counts(examples, size, seed)
     seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     reports: list[PartialReport] = []
+
+    def made(new: list[PartialReport]) -> None:
+        reports.extend(new)
+        for report in new:
+            if on_report is not None:
+                on_report(report)
+
     for problem in problems:
         _check_work(problem, examples, size)
         derivation = derive(problem)
         for style in variables:
             if size is not None:
-                reports += batch(
-                    compared_rows(problem, BATCH_ROWS),
-                    derivation=derivation,
-                    size=size,
-                    dtype=dtype,
-                    variables=style,
-                    seed=seed,
+                made(
+                    batch(
+                        compared_rows(problem, BATCH_ROWS),
+                        derivation=derivation,
+                        size=size,
+                        dtype=dtype,
+                        variables=style,
+                        seed=seed,
+                    )
                 )
             if examples is not None or size is None:
-                reports += search(
-                    compared_rows(problem, SEARCH_ROWS),
-                    derivation=derivation,
-                    examples=examples or default_examples(problem),
-                    dtype=dtype,
-                    variables=style,
-                    seed=seed,
-                )
+                for partial in derivation.partials:
+                    made(
+                        search(
+                            compared_rows(problem, SEARCH_ROWS),
+                            derivation=dataclasses.replace(derivation, partials=(partial,)),
+                            examples=examples or default_examples(problem),
+                            dtype=dtype,
+                            variables=style,
+                            seed=seed,
+                        )
+                    )
     return reports
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mpmath
@@ -200,7 +202,7 @@ def _search_partial(p: Probe, examples: int, seed: int) -> PartialReport:
         verbosity=Verbosity.quiet,
     )
     try:
-        with _storage_elsewhere():
+        with _nothing_stored():
             found = find(
                 point_strategy(p.problem),
                 lambda values: tally.add(p.check(values)).verdict == "fail",
@@ -215,23 +217,24 @@ def _search_partial(p: Probe, examples: int, seed: int) -> PartialReport:
 
 
 @contextlib.contextmanager
-def _storage_elsewhere() -> Iterator[None]:
-    """Point Hypothesis' storage at a temporary folder, removed afterwards.
+def _nothing_stored() -> Iterator[None]:
+    """Keep Hypothesis from writing to its storage folder (``.hypothesis/`` in the current
+    directory) while the block runs.
 
-    Even without an example database Hypothesis caches the constants it reads from
-    the source of the modules it runs in ``.hypothesis/`` of the current folder.
+    With no example database it still caches the constants it finds in local
+    source files under ``.hypothesis/constants/``. Its storage is pointed at a
+    path under ``os.devnull``, where no folder can be made: the cache is not
+    written (Hypothesis ignores the failure) and the constants are read from the
+    source instead.
     """
-    import tempfile
-
     from hypothesis import configuration
 
     previous = getattr(configuration, "__hypothesis_home_directory", None)
-    with tempfile.TemporaryDirectory(prefix="tutor-verify-") as folder:
-        configuration.set_hypothesis_home_dir(folder)
-        try:
-            yield
-        finally:
-            configuration.set_hypothesis_home_dir(previous)
+    configuration.set_hypothesis_home_dir(Path(os.devnull) / "hypothesis")
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(previous)
 
 
 def _report(
