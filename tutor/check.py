@@ -33,6 +33,8 @@ class Outcome:
         """Return the closing line for a run with errors ("" when every file is valid)."""
         if not self.failed:
             return ""
+        if self.total == 1:
+            return "tutor check: the file has errors"
         verb = "has" if self.failed == 1 else "have"
         return f"tutor check: {self.failed} of {self.total} files {verb} errors"
 

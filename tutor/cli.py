@@ -369,10 +369,13 @@ def step(
     fmt = fmt or ("rich" if _use_rich() else "plain")
     from .render import latex, terminal, text
 
+    code = ""
     if show_code:
-        from .render.code import update_code
+        from .render.code import labelled_code
 
-        _write(update_code(loaded) + "\n")
+        code = labelled_code(loaded)
+        if fmt not in ("rich", "plain") or interactive:
+            _write(code + "\n")
     if fmt == "json":
         traj = _json_run(derivation, TensorFlowBackend())
     else:
@@ -380,9 +383,9 @@ def step(
     if interactive:
         _step_through(traj, rich=fmt == "rich")
     elif fmt == "rich":
-        _print_rich(terminal.trajectory(traj))
+        _print_rich(terminal.trajectory(traj, code=code))
     elif fmt == "plain":
-        _write(text.trajectory(traj))
+        _write(text.trajectory(traj, code=code))
     elif fmt == "seed":
         _write(text.seed(traj))
     elif fmt == "latex":

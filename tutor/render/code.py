@@ -112,3 +112,9 @@ def update_code(problem: Problem) -> str:
     args = ", ".join(f"{code[n]}.numpy()" for n in problem.wrt)
     lines.append(f'print("Loss = {{:05.2f}},  {shown} ".format(loss.numpy(), {args}))')
     return "\n".join(lines) + "\n"
+
+
+def labelled_code(problem: Problem) -> str:
+    """Return :func:`update_code` under a comment that says what it is (still runnable)."""
+    mode = f"{problem.variables} mode, {problem.dtype}"
+    return f"# One update of {problem.id} in TensorFlow ({mode}):\n{update_code(problem)}"

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._clean import clean
+from .._mathtext import minus, plain_name
 from .._numbers import side_by_side
 from ..model import Derivation, Trajectory
 from . import text
@@ -62,27 +63,37 @@ def _table(traj: Trajectory) -> Table:
     table.add_column("k", justify="right")
     table.add_column("loss", justify="right")
     for p in traj.derivation.partials:
-        s = p.symbol
+        s = plain_name(p.symbol)
         table.add_column(s, justify="right")
         table.add_column(f"∂L/∂{s} SymPy", justify="right")
         table.add_column(f"∂L/∂{s} TF", justify="right")
         table.add_column(f"{s} after", justify="right", style="bold")
     for u in traj.updates:
-        row = [str(u.step), f"{u.loss:.2f}"]
+        row = [str(u.step), text.num(u.loss)]
         for p in traj.derivation.partials:
             s = p.symbol
             row += [
-                f"{u.values[s]:.2f}",
-                *side_by_side(u.symbolic[s], u.autodiff[s], traj.problem.dtype),
-                f"{u.updated[s]:.2f}",
+                minus(f"{u.values[s]:.2f}"),
+                *map(minus, side_by_side(u.symbolic[s], u.autodiff[s], traj.problem.dtype)),
+                minus(f"{u.updated[s]:.2f}"),
             ]
         table.add_row(*row)
     return table
 
 
-def trajectory(traj: Trajectory, show_derivation: bool = True) -> RenderableType:
-    """Return the run: derivation panel, each update's substituted lines, a table, the summary."""
+def trajectory(traj: Trajectory, show_derivation: bool = True, code: str = "") -> RenderableType:
+    """Return the run: derivation panel, each update's substituted lines, a table, the summary.
+
+    ``code`` (the script of ``--show-code``) comes after the derivation, highlighted.
+    """
     parts: list[RenderableType] = [derivation(traj.derivation)] if show_derivation else []
+    if code:
+        from rich.syntax import Syntax
+
+        label, _, script = code.partition("\n")
+        title = Text(label.lstrip("# ").rstrip(":"), style="bold")
+        syntax = Syntax(script.rstrip("\n"), "python", theme="ansi_dark", word_wrap=True)
+        parts.append(Panel(syntax, title=title, title_align="left"))
     if not traj.updates:
         parts.append(Text("\n".join(text.start_block(traj)), style="cyan"))
     for update in traj.updates:
