@@ -63,10 +63,9 @@ def _name_parts(name: str) -> tuple[str, list[str]]:
     stripped = name.rstrip("_") or name
     base, *subs = stripped.split("_")
     subs = [s for s in subs if s]
-    if not subs and base not in GREEK:
-        match = _TRAILING_DIGITS.fullmatch(base)
-        if match:
-            base, subs = match.group(1), [match.group(2)]
+    match = _TRAILING_DIGITS.fullmatch(base)
+    if match and base not in GREEK:
+        base, subs = match.group(1), [match.group(2), *subs]
     return base, subs
 
 
@@ -88,14 +87,17 @@ def plain_name(name: str) -> str:
     return text
 
 
-def latex_name(name: str) -> str:
+def latex_name(name: str, sub: str = "") -> str:
     r"""Return a symbol's name as one LaTeX symbol: ``\lambda`` for ``lam``, never ``l a m``.
 
     A multi-letter name that spells no Greek letter is one italic symbol;
-    subscripts after ``_`` or trailing digits are set as subscripts.
+    subscripts after ``_`` or trailing digits are set as subscripts, and
+    ``sub`` (LaTeX, such as ``k+1``) after them.
 
     >>> latex_name("lam"), latex_name("rate"), latex_name("x_i"), latex_name("lam_max")
     ('\\lambda', '\\mathit{rate}', 'x_{i}', '\\lambda_{\\mathrm{max}}')
+    >>> latex_name("w1", "k+1")
+    'w_{1,k+1}'
     """
     base, subs = _name_parts(name)
     if base in GREEK:
@@ -104,16 +106,18 @@ def latex_name(name: str) -> str:
         text = base
     else:
         text = rf"\mathit{{{base}}}"
-    if not subs:
+    if not subs and not sub:
         return text
     shown = []
-    for sub in subs:
-        if sub in GREEK:
-            shown.append(GREEK[sub][1])
-        elif sub.isdigit() or len(sub) == 1:
-            shown.append(sub)
+    for part in subs:
+        if part in GREEK:
+            shown.append(GREEK[part][1])
+        elif part.isdigit() or len(part) == 1:
+            shown.append(part)
         else:
-            shown.append(rf"\mathrm{{{sub}}}")
+            shown.append(rf"\mathrm{{{part}}}")
+    if sub:
+        shown.append(sub)
     return f"{text}_{{{','.join(shown)}}}"
 
 

@@ -635,3 +635,85 @@ def _tex_call(node: Call, indexed: frozenset[str]) -> str:
     if node.func == "exp":
         return f"e^{{{args[0]}}}"
     return rf"{REGISTRY[node.func].latex}\left({', '.join(args)}\right)"
+
+
+# ---------------------------------------------------------------------------------------
+# Derivations laid out to fit a page.
+
+#: Characters of one-line text that fit one line of a handout's display (A4, 2.2 cm margins).
+PAGE_CHARS = 76
+
+
+def _width(expr: sympy.Basic) -> int:
+    """Return the width of ``expr`` in characters of its one-line text, a proxy for its LaTeX."""
+    from .._mathtext import unicode
+
+    return len(unicode(expr))
+
+
+def _pieces(expr: sympy.Basic, room: int) -> list[str]:
+    """Return ``expr`` as LaTeX lines each about ``room`` characters wide at most.
+
+    A sum too wide for one line breaks before a ``+`` or ``−`` between its
+    terms; anything else stays on one line.
+    """
+    if _width(expr) <= room or not isinstance(expr, sympy.Add):
+        return [math(expr)]
+    printer = _Printer()
+    terms = printer._as_ordered_terms(expr)
+    lines: list[str] = []
+    current, used = "", 0
+    for term in terms:
+        negative = bool(term.could_extract_minus_sign())
+        shown = math(-term if negative else term)
+        if term.is_Add:
+            shown = rf"\left({shown}\right)"
+        width = _width(term) + 3
+        sign = "- " if negative else ("+ " if current or lines else "")
+        if current and used + width > room:
+            lines.append(current)
+            current, used = "", 0
+        current += ("" if not current else " ") + sign + shown
+        used += width
+    return [*lines, current]
+
+
+def fitted_steps(step: Step, depth: int = 0) -> list[str]:
+    r"""Return ``align*`` lines of a step tree, each narrow enough for a handout's page.
+
+    Every line starts at the left (``&``): the rule's name, indented by its
+    depth, then the step ``before = after``, broken onto further lines when
+    it is wider than :data:`PAGE_CHARS`.
+    """
+    indent = r"\quad " * depth
+    rule = rf"\text{{{escape(step.rule)}:}}\quad "
+    room = PAGE_CHARS - 2 * depth
+    before, after = _width(step.before), _width(step.after)
+    lines: list[str]
+    if len(step.rule) + before + after + 5 <= room:
+        lines = [rf"&{indent}{rule}{math(step.before)} = {math(step.after)}"]
+    elif len(step.rule) + before + 2 <= room:
+        lines = [rf"&{indent}{rule}{math(step.before)}"]
+        lines += _continued(step.after, depth, room)
+    else:
+        lines = [rf"&{indent}{rule}"]
+        lines += [rf"&{indent}\qquad {p}" for p in _pieces(step.before, room - 4)]
+        lines += _continued(step.after, depth, room)
+    for sub in step.substeps:
+        lines.extend(fitted_steps(sub, depth + 1))
+    return lines
+
+
+def _continued(expr: sympy.Basic, depth: int, room: int) -> list[str]:
+    """Return ``= expr`` on lines of their own, below the step's first line."""
+    indent = r"\quad " * depth
+    first, *rest = _pieces(expr, room - 6)
+    return [rf"&{indent}\qquad = {first}", *(rf"&{indent}\qquad\phantom{{=}} {p}" for p in rest)]
+
+
+def fitted_derivation(partial: Partial) -> str:
+    """Return a partial's steps as one ``align*`` that fits a handout's page ("" if none)."""
+    lines = [line for step in partial.steps for line in fitted_steps(step)]
+    if not lines:
+        return ""
+    return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
