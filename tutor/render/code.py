@@ -176,7 +176,11 @@ def _break_at(line: str, width: int) -> int | None:
             depth -= 1
         elif depth > 0 and tok.string == "," and col + 1 <= width:
             places.append((-depth, 1, col + 1))
-        elif depth > 0 and tok.string in ("+", "-", "*", "/") and 0 < col <= width:
-            if line[col - 1] == " " and line[col + 1 : col + 2] == " ":
-                places.append((-depth, int(tok.string in "+-"), col))
+        elif depth > 0 and tok.string in ("+", "-", "*", "/") and _spaced(line, col, width):
+            places.append((-depth, int(tok.string in "+-"), col))
     return max(places)[2] if places else None
+
+
+def _spaced(line: str, col: int, width: int) -> bool:
+    """Return whether the operator at ``col`` is a binary one (spaced) that fits ``width``."""
+    return 0 < col <= width and line[col - 1] == " " and line[col + 1 : col + 2] == " "

@@ -185,7 +185,7 @@ def tex_number(value: float, digits: int = DIGITS) -> str:
 
 
 def tex_text(text: str) -> str:
-    r"""Return a number's text (``1e-05``, ``-2.5e+08``) as LaTeX: ``10^{-5}``, ``-2.5 \times 10^{8}``.
+    r"""Return a number's text (``1e-05``, ``-2.5e+08``) as LaTeX, E-notation as a power of ten.
 
     >>> tex_text("-2.5e+08")
     '-2.5 \\times 10^{8}'
