@@ -100,13 +100,23 @@ _UNICODE = {
     "⁻": r"\textsuperscript{$-$}",
     **{sup: rf"\textsuperscript{{{d}}}" for d, sup in zip("01456789", "⁰¹⁴⁵⁶⁷⁸⁹", strict=True)},
     **{sub: rf"\textsubscript{{{d}}}" for d, sub in zip("0123456789", "₀₁₂₃₄₅₆₇₈₉", strict=True)},
+    **{
+        sup: rf"\textsuperscript{{{c}}}"
+        for c, sup in zip("abcdefghijklmoprstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐᵒᵖʳˢᵗᵘᵛʷˣʸᶻ", strict=True)
+    },
+    **{
+        sub: rf"\textsubscript{{{c}}}"
+        for c, sub in zip("aehjklmnoprstuvx", "ₐₑₕⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ", strict=True)
+    },
 }
 
 
 #: A one-letter name with a subscript in prose (λ_max, x_i), set as a subscript.
 _SUBSCRIPTED = re.compile(r"(?<![A-Za-z0-9])([A-Za-zα-ωΑ-Ω])_([A-Za-z0-9]+)")
 #: A minus sign before a number in prose (ASCII in the text the analysis writes).
-_NUMBER_MINUS = re.compile(r"(?<![\w.])-(?=\d|inf\b)")
+_NUMBER_MINUS = re.compile(r"(?<![\w.=])-(?=\d|inf\b)")
+#: A number in E-notation in prose (1e-06), set as a power of ten.
+_E_NOTATION = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?e[+-]?\d+\b")
 
 
 def escape(text: str) -> str:
@@ -119,9 +129,20 @@ def escape(text: str) -> str:
 
     >>> escape(r"50% of \input{x}")
     '50\\% of \\textbackslash{}input\\{x\\}'
-    >>> escape("tutor step ridge --set lam=0; w = -1.5")
-    'tutor step ridge -{}-set lam=0; w = $-$1.5'
+    >>> escape("tutor step ridge --set lam=0; w = -1.5 within 1e-06")
+    'tutor step ridge -{}-set lam=0; w = $-$1.5 within $10^{-6}$'
     """
+    out = []
+    pos = 0
+    for match in _E_NOTATION.finditer(text):
+        out.append(_escape_words(text[pos : match.start()]))
+        out.append(f"${tex_text(match.group())}$")
+        pos = match.end()
+    out.append(_escape_words(text[pos:]))
+    return "".join(out)
+
+
+def _escape_words(text: str) -> str:
     out = []
     pos = 0
     for match in _SUBSCRIPTED.finditer(text):

@@ -16,7 +16,7 @@ from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
 from . import latex
 
 #: A minus sign before a number in prose (ASCII in the text the analysis writes).
-_NUMBER_MINUS = re.compile(r"(?<![\w.])-(?=\d|inf\b)")
+_NUMBER_MINUS = re.compile(r"(?<![\w.=])-(?=\d|inf\b)")
 
 
 def seed_line(update: Update, wrt: tuple[str, ...]) -> str:
