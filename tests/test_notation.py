@@ -377,7 +377,7 @@ def test_every_shipped_handout_builds_without_overfull_lines_or_missing_characte
             "-interaction=nonstopmode",
             "-halt-on-error",
             "-no-shell-escape",
-            "handout.tex",
+            "h.tex",
         ],
         cwd=tmp_path,
         capture_output=True,
