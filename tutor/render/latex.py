@@ -178,10 +178,13 @@ def typesettable(ch: str) -> bool:
     """Return whether the handout's pdfLaTeX can set ``ch`` in prose.
 
     Printable ASCII, the Latin-1 letters (À to ÿ), tab and newline, and the
-    mathematical characters of :data:`_UNICODE` (Greek letters, −, ·, ≤, …).
+    mathematical characters of :data:`_UNICODE` (Greek letters, −, ·, ≤, …);
+    control and formatting characters are dropped, so they pass too.
     """
     code = ord(ch)
-    return ch in "\n\t" or 32 <= code < 127 or 0xC0 <= code <= 0xFF or ch in _UNICODE
+    if ch in "\n\t" or 32 <= code < 127 or 0xC0 <= code <= 0xFF or ch in _UNICODE:
+        return True
+    return _invisible(ch)  # dropped, so nothing to typeset
 
 
 def unsupported(text: str) -> list[str]:
@@ -201,9 +204,16 @@ def _escape_char(ch: str) -> str:
         return _UNICODE[ch]
     if ch in "\n\t" or 32 <= code < 127 or 0xC0 <= code <= 0xFF:
         return ch
-    if code < 32 or 127 <= code < 0xA0:
+    if _invisible(ch):
         return ""
     return f"[U+{code:04X}]"
+
+
+def _invisible(ch: str) -> bool:
+    """Return whether ``ch`` is a control or formatting character (bidi marks): never set."""
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Cc", "Cf")
 
 
 def tex_number(value: float, digits: int = DIGITS) -> str:
