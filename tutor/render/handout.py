@@ -138,16 +138,7 @@ def _loss_note(derivation: Derivation) -> str:
     return ""
 
 
-def loss(problem: Any) -> str:
-    """Return the LaTeX of the loss as its file writes it, a mean over the rows with data."""
-    from ..expression import Binary
-
-    shown = latex.written(problem.tree, frozenset(problem.data))
-    if not problem.rows:
-        return shown
-    add = isinstance(problem.tree, Binary) and problem.tree.op in "+-" or shown.startswith("-")
-    body = rf"\left[{shown}\right]" if add else shown
-    return rf"\frac{{1}}{{{problem.rows}}}\sum_{{i=1}}^{{{problem.rows}}} {body}"
+loss = latex.loss
 
 
 def _worked(w: Worked) -> dict[str, Any]:

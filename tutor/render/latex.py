@@ -469,6 +469,7 @@ def trajectory(traj: Trajectory) -> str:
             f"{n} = {number(current[n])} (file: {number(v)})" for n, v in problem.overridden.items()
         )
         out.append(f"% overridden: {escape(changed)}")
+    out.append(rf"\[ L = {loss(problem)} \]")
     out.append(derivation(traj.derivation))
     for update in traj.updates:
         lines = []
@@ -607,6 +608,22 @@ def curvature_item(c: Any, names: list[str], where: str) -> str:
 
 _STRENGTH = {"+": 1, "-": 1, "*": 2, "/": 2, "unary": 3, "**": 4}
 _NAMED_POWER = {"sin", "cos", "tan", "sinh", "cosh", "tanh"}
+
+
+def loss(problem: Problem) -> str:
+    r"""Return the LaTeX of the loss as its file writes it, a mean over the rows with data.
+
+    >>> from tutor import load
+    >>> loss(load("least-squares"))
+    '\\frac{1}{5}\\sum_{i=1}^{5} \\left(w x_{i} + b - y_{i}\\right)^{2}'
+    """
+    shown = written(problem.tree, frozenset(problem.data))
+    if not problem.rows:
+        return shown
+    tree = problem.tree
+    add = isinstance(tree, Binary) and tree.op in "+-" or shown.startswith("-")
+    body = rf"\left[{shown}\right]" if add else shown
+    return rf"\frac{{1}}{{{problem.rows}}}\sum_{{i=1}}^{{{problem.rows}}} {body}"
 
 
 def written(node: Node, indexed: frozenset[str] = frozenset()) -> str:
