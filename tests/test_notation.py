@@ -258,7 +258,7 @@ def test_handout_title_once_loss_with_significant_digits_tables_on_the_point():
     assert source.count("Ridge (L2-regularised) regression") == 1
     assert r"\section{" not in source
     assert "\\usepackage{dcolumn}" in source
-    assert re.search(r"\\begin\{tabular\}\{rD\{\.\}\{\.\}\{2\}D\{\.\}\{\.\}\{3\}", source)
+    assert re.search(r"\\begin\{longtable\}\{rD\{\.\}\{\.\}\{2\}D\{\.\}\{\.\}\{3\}", source)
     assert "\n46 & 1.78 & 1.778 & " in source  # L to four significant digits, not 0.00
 
 

@@ -307,21 +307,25 @@ def table(traj: Trajectory) -> str:
 
 
 def _tabular(head: list[str], cells: dict[int, list[str]], shown: list[int]) -> str:
-    """Return one centred booktabs table: ``head``, then the rows ``shown`` (-1 for a gap)."""
+    """Return one centred booktabs table: ``head``, then the rows ``shown`` (-1 for a gap).
+
+    A ``longtable``: a long run breaks across pages, its head repeated,
+    rather than leaving the rest of a page empty.
+    """
     gap = rf"\multicolumn{{{len(head)}}}{{c}}{{$\vdots$}} \\"
     rows = [gap if k < 0 else " & ".join(cells[k]) + r" \\" for k in shown]
     spec = "r" + number_columns([row[1:] for row in cells.values()])
     return "\n".join(
         [
-            r"\begin{center}\small",
-            rf"\begin{{tabular}}{{{spec}}}",
+            r"{\small",
+            rf"\begin{{longtable}}{{{spec}}}",
             r"\toprule",
             " & ".join(head) + r" \\",
             r"\midrule",
+            r"\endhead",
             *rows,
             r"\bottomrule",
-            r"\end{tabular}",
-            r"\end{center}",
+            r"\end{longtable}}",
         ]
     )
 
