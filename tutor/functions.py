@@ -774,7 +774,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         tf_op="Abs",
         backward=_grad_abs,
         latex=r"\left|",
-        plain="|·|",
+        plain="|",
     ),
     _library(
         "sin",
