@@ -125,9 +125,9 @@ def test_plain_step_shows_each_update_beside_its_latex_derivation(run_cli):
         r"2 \cdot 3 \cdot \left(0.5 \cdot 3 - 6\right) = -27" in update
     )
     assert r"w \leftarrow 0.5 - 0.01\cdot \left(-27\right) = 0.77" in update
-    assert "∂L/∂w = 2·3·(0.5·3 − 6) = -27" in update
+    assert "∂L/∂w = 2·3·(0.5·3 − 6) = −27" in update
     assert "2x(wx − y)" not in update
-    assert "SymPy -27.0   TF -27.0" in out
+    assert "SymPy −27.0   TF −27.0" in out
 
 
 def test_overrides_change_the_run(run_cli):

@@ -47,7 +47,8 @@ def test_final_loss_is_the_next_updates_loss_and_is_printed(run_cli, problem_id)
         assert summary["final_loss"] == longer[steps]["loss"]
     _, out, _ = run_cli("step", problem_id, "--format", "plain")
     last = out.rstrip("\n").splitlines()[-1]
-    assert f"final loss {number(summary['final_loss'])}" in last
+    # Printed with the true minus sign, in the exponent too (1.591e−07).
+    assert f"final loss {number(summary['final_loss']).replace('-', '−')}" in last
 
 
 def test_hinge_ends_at_zero_loss_where_its_margin_is_met(run_cli):
@@ -94,14 +95,15 @@ def test_nonconvex_prints_the_hump_at_the_start_and_the_valley_at_the_end(run_cl
     end = _second_derivative("nonconvex", end_w)
     assert start == -1.0
     _, out, _ = run_cli("step", "nonconvex", "--format", "plain")
-    assert f"curvature at the start: ∂²L/∂w² = {number(start)} (negative: on a hump" in out
+    shown = lambda v: number(v).replace("-", "−")  # noqa: E731 - the true minus sign
+    assert f"curvature at the start: ∂²L/∂w² = {shown(start)} (negative: on a hump" in out
     assert (
-        f"Curvature at the end (w = {number(end_w)}): ∂²L/∂w² = {number(end)} (positive: "
-        f"locally convex); local bound 2/λ_max = {number(2 / end)}"
+        f"Curvature at the end (w = {shown(end_w)}): ∂²L/∂w² = {shown(end)} (positive: "
+        f"locally convex); local bound 2/λ_max = {shown(2 / end)}"
     ) in out
     assert summary["curvature_at_end"]["eigenvalues"] == [pytest.approx(end, rel=1e-12)]
     _, shown, _ = run_cli("show", "nonconvex", "--format", "plain")
-    assert "curvature at the start: ∂²L/∂w² = -1" in shown
+    assert "curvature at the start: ∂²L/∂w² = −1" in shown
     assert "Curvature at the end" not in shown  # show runs no descent
 
 

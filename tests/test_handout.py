@@ -45,7 +45,7 @@ def test_seed_w_handout_holds_derivation_updates_gradients_and_plot(run_cli, tmp
         value = f"{float(line.split('w = ')[1]):.2f}"
         assert re.search(rf"\s{re.escape(value)}\s*$", text, re.M), value
     assert "SymPy" in text and "TF" in text
-    assert "-22.14" in text  # both gradient columns of update 2
+    assert "−22.14" in text  # both gradient columns of update 2, with a true minus
     assert "update k" in text  # the pgfplots axis label: the plot was drawn
     assert "tape.watch(w)" in text
 

@@ -397,7 +397,7 @@ def test_latex_document_escapes_prose_and_keeps_code_verbatim(labs):
     assert (
         "\\item \\texttt{grad\\_\\allowbreak{}w}: $\\partial$L/$\\partial$w =\\allowbreak{} 2x(wx "
         "$-$ y) =\\allowbreak{} 2\\textperiodcentered{}3\\textperiodcentered{}"
-        "(1\\textperiodcentered{}3 $-$ 6) =\\allowbreak{} -18\n" in tex
+        "(1\\textperiodcentered{}3 $-$ 6) =\\allowbreak{} $-$18\n" in tex
     )
 
 

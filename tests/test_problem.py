@@ -296,7 +296,7 @@ def test_bad_files_exit_2_naming_file_key_line_and_fix(
     # check lists every error, one per line; the expected one is among them.
     status, out, err = run_cli("check", str(path))
     assert status == 2
-    assert err.strip() == "tutor check: 1 of 1 files has errors"
+    assert err.strip() == "tutor check: the file has errors"
     found = [line for line in out.splitlines() if line.startswith(where)]
     assert found, out
     assert all(word in found[0] for word in words), found[0]

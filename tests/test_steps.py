@@ -218,9 +218,9 @@ def test_the_inner_function_is_not_named_like_a_symbol_of_the_loss():
         (Abs(w), ["not differentiable at w = 0", "tf.abs", "sign(0) = 0"]),
         (
             Max(w, x),
-            ["tie", "Heaviside(0) = 1/2", "tf.maximum", "first argument", "a >= b", "reorder"],
+            ["tie", "H(0) = 1/2", "tf.maximum", "first argument", "a ≥ b", "reorder"],
         ),
-        (Min(w, x), ["tie", "Heaviside(0) = 1/2", "tf.minimum", "first argument", "a <= b"]),
+        (Min(w, x), ["tie", "H(0) = 1/2", "tf.minimum", "first argument", "a ≤ b"]),
     ],
     ids=["relu", "abs", "max", "min"],
 )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tutor
-from tutor._mathtext import checking_digits, unicode
+from tutor._mathtext import checking_digits, minus, plain_name, unicode
 from tutor._numbers import number, side_by_side
 from tutor.descent import symbolic_columns
 from tutor.model import Columns, Derivation, Update
@@ -41,28 +41,30 @@ def columns_near_start(derivation: Derivation, count: int, seed: int) -> Columns
 def printed_block(derivation: Derivation, u: Update) -> list[str]:
     """Return one update's lines as the printers write them, each formula printed anew."""
     problem = derivation.problem
-    lines = [f"Update {u.step}: L = {number(u.loss)}"]
+    lines = [f"Update {u.step}: L = {text.num(u.loss)}"]
     values = {**problem.constants, **u.values}
     for partial in derivation.partials:
         s = partial.symbol
-        result = number(u.symbolic[s])
+        result, tex_result = text.num(u.symbolic[s]), latex.tex_number(u.symbolic[s])
         plain, tex = [], []
         if partial.result.free_symbols and not problem.rows:
-            digits = checking_digits(partial.result, values, result)
+            digits = checking_digits(partial.result, values, number(u.symbolic[s]))
             plain = [unicode(partial.result, values, digits)]
             tex = [latex.substituted(partial.result, values, digits)]
         elif not problem.rows:
             plain, tex = [unicode(partial.result)], [latex.math(partial.result)]
         plain = [c for c in plain if c != result]
-        tex = [c for c in tex if c != result]
+        tex = [c for c in tex if c != tex_result]
         a, b = side_by_side(u.symbolic[s], u.autodiff[s], problem.dtype)
         old, g, new = latex.update_numbers(s, u, problem.learning_rate, problem.dtype)
-        g = f"({g})" if g.startswith("-") else g
+        g = f"({minus(g)})" if g.startswith("-") else g
+        difference = text.num(u.autodiff[s] - u.symbolic[s], 3)
         lines += [
-            f"  ∂L/∂{s} = {' = '.join([*plain, result])}",
-            f"    SymPy {a}   TF {b}   TF − SymPy {number(u.autodiff[s] - u.symbolic[s], 3)}",
-            f"    LaTeX: {' = '.join([latex.partial_symbol(s), *tex, result])}",
-            f"  {s} ← {old} − {number(problem.learning_rate)}·{g} = {new}",
+            f"  {text.partial_label(s)} = {' = '.join([*plain, result])}",
+            f"    SymPy {minus(a)}   TF {minus(b)}   TF − SymPy {difference}",
+            f"    LaTeX: {' = '.join([latex.partial_symbol(s), *tex, tex_result])}",
+            f"  {plain_name(s)} ← {minus(old)} − {text.num(problem.learning_rate)}·{g} = "
+            f"{minus(new)}",
             f"    LaTeX: {latex.update_line(s, u, problem.learning_rate, problem.dtype)}",
         ]
     return lines

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import ProblemError
 from .problem import Report, read
 
 
@@ -33,16 +34,42 @@ class Outcome:
         """Return the closing line for a run with errors ("" when every file is valid)."""
         if not self.failed:
             return ""
+        if self.total == 1:
+            return "tutor check: the file has errors"
         verb = "has" if self.failed == 1 else "have"
         return f"tutor check: {self.failed} of {self.total} files {verb} errors"
 
 
 def check_files(specs: Sequence[str]) -> Outcome:
     """Return the report lines for the problem files (or shipped ids) ``specs``."""
-    reports = [read(spec) for spec in specs]
+    reports = [typesettable(read(spec)) for spec in specs]
     text = "".join(check_text(report) + "\n" for report in reports)
     failed = sum(1 for report in reports if report.problem is None)
     return Outcome(text=text, failed=failed, total=len(reports))
+
+
+def typesettable(report: Report) -> Report:
+    """Return ``report`` with an error for each prose character a handout cannot typeset.
+
+    The title and summary go into handouts, which pdfLaTeX sets with T1 fonts:
+    a character outside them (€, CJK) would print as ``[U+20AC]``.
+    """
+    problem = report.problem
+    if problem is None:
+        return report
+    from .render.latex import unsupported
+
+    errors = tuple(
+        ProblemError(
+            f"{key}: the character {ch!r} (U+{ord(ch):04X}) cannot be typeset in a handout; "
+            "write it out in words or leave it out (README: 'Characters in prose')",
+            path=report.source,
+            key=key,
+        )
+        for key, text in (("title", problem.title), ("summary", problem.summary))
+        for ch in unsupported(text)
+    )
+    return Report(report.source, None, errors) if errors else report
 
 
 def check_text(report: Report) -> str:

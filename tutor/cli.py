@@ -417,17 +417,25 @@ def step(
     from .descent import descend
     from .render import latex, terminal, text
 
+    code = ""
     if show_code:
-        from .render.code import update_code
+        from .render.code import labelled_code
 
-        _write(update_code(loaded) + "\n")
+        code = labelled_code(loaded)
+        if fmt not in ("rich", "plain"):
+            _write(code + "\n")
     # The derivation needs SymPy only: it is printed first, and TensorFlow is imported
     # after it while the student reads it. Not before: the import holds Python's lock
     # for long stretches as it loads its libraries, which made printing 20× slower.
+    # The code of --show-code comes after the derivation it turns into TensorFlow.
     if fmt == "rich":
         _print_rich(terminal.derivation(derivation))
+        if code:
+            _print_rich(terminal.code_panel(code))
     elif fmt == "plain":
         _write(text.derivation(derivation))
+        if code:
+            _write("\n" + code.rstrip("\n") + "\n")
     _wait_for_tensorflow()
     if fmt == "json":
         traj = _json_run(derivation, TensorFlowBackend())

@@ -107,7 +107,8 @@ def descend(
         autodiff=start_grad,
     )
     names = tuple(problem.values)
-    status, reason = "completed", f"ran all {problem.steps} updates it was given"
+    given = "the 1 update" if problem.steps == 1 else f"all {problem.steps} updates"
+    status, reason = "completed", f"ran {given} it was given"
     kept: list[Columns] = []
     taken = 0
     # Closed on the way out, so that a backend computing ahead stops at once.

@@ -55,9 +55,14 @@ MAX_ROOTS = 60
 
 @dataclass(frozen=True)
 class Num:
-    """A number literal, kept as written so SymPy sees it exactly (0.1 is 1/10)."""
+    """A number literal, kept as written so SymPy sees it exactly (0.1 is 1/10).
+
+    ``text`` is Python's text of the number; ``source`` the loss's own
+    spelling of it (``1e-3``, not ``0.001``), for showing the loss as written.
+    """
 
     text: str
+    source: str = field(default="", compare=False, repr=False)
 
     @property
     def value(self) -> float:
@@ -346,7 +351,8 @@ class _Walker:
                 f"{MAX_LITERAL:g}; rescale the problem"
             )
         text = repr(value)
-        return Num(text), _Size(digits=_digits(Fraction(text)), value=float(value))
+        source = (ast.get_source_segment(self.text, node) or "").replace("_", "")
+        return Num(text, source), _Size(digits=_digits(Fraction(text)), value=float(value))
 
     def name(self, node: ast.Name) -> tuple[Name, _Size]:
         ident = node.id

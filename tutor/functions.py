@@ -234,8 +234,11 @@ def _latex_call(printer: Any, name: str, args: tuple[Any, ...], exp: Any) -> str
 
 
 def _one(text: str) -> Callable[[sympy.Expr, sympy.Symbol], str]:
-    """The rule sentence of a one-argument function; ``text`` uses {v}, the argument's name."""
-    return lambda call, v: text.format(v=v)
+    """The rule sentence of a one-argument function; ``text`` uses {v}, the argument's name.
+
+    The name is written as every other medium writes it (λ for ``lam``).
+    """
+    return lambda call, v: text.format(v=_m(v))
 
 
 def _of_one(derivative: Callable[[sympy.Expr], sympy.Expr]) -> Callable[..., sympy.Expr]:
@@ -465,8 +468,10 @@ def _huber_derivative(args: tuple[sympy.Expr, ...], k: int) -> sympy.Expr:
 
 def _huber_rule(call: sympy.Expr, v: sympy.Symbol) -> str:
     r, d = call.args
+    residual = "r" if _m(r) == "r" else f"r = {_m(r)}"
+    threshold = "d" if _m(d) == "d" else f"d = {_m(d)}"
     return (
-        f"Huber loss with residual r = {_m(r)} and threshold d = {_m(d)}: its slope in r is "
+        f"Huber loss with residual {residual} and threshold {threshold}: its slope in r is "
         f"r inside "
         f"the threshold (|r| ≤ d) and d·sign(r) outside, and its slope in d is 0 inside and "
         f"|r| − d outside (it is smooth at |r| = d, where both sides meet)."
@@ -485,14 +490,13 @@ def _extremum_derivative(args: tuple[sympy.Expr, ...], k: int, func: Any) -> sym
 
 def _extremum_rule(call: sympy.Expr, v: sympy.Symbol) -> str:
     if call.func is sympy.Max:
-        which, tf, tie = "larger", "maximum", "a >= b"
+        which, tf, tie = "larger", "maximum", "a ≥ b"
     else:
-        which, tf, tie = "smaller", "minimum", "a <= b"
-    args = ", ".join(_m(a) for a in call.args)
+        which, tf, tie = "smaller", "minimum", "a ≤ b"
     return (
-        f"{call.func.__name__.lower()}({args}) follows its {which} argument, so its derivative "
+        f"{_m(call)} follows its {which} argument, so its derivative "
         f"is that argument's derivative, written with the step function H; it is not "
-        f"differentiable where the arguments tie: there SymPy's Heaviside(0) = 1/2 splits "
+        f"differentiable where the arguments tie: there SymPy's step H(0) = 1/2 splits "
         f"the gradient, while TensorFlow's tf.{tf}(a, b) sends it all to its first argument "
         f"a (mask {tie}); SymPy may reorder the arguments, so 'first' means first as written "
         f"in the loss."
@@ -707,7 +711,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         "exp",
         sympy.exp,
         derivative=sympy.exp,
-        rule="The exponential is its own derivative: d/d{v} exp({v}) = exp({v}).",
+        rule="The exponential is its own derivative: d/d{v} e^{v} = e^{v}.",
         evaluate=math.exp,
         numpy=np.exp,
         mpmath_=mpmath.exp,
@@ -739,7 +743,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         "sqrt",
         sympy.sqrt,
         derivative=lambda a: 1 / (2 * sympy.sqrt(a)),
-        rule="sqrt({v}) is {v}**(1/2), so by the power rule d/d{v} sqrt({v}) = 1/(2*sqrt({v})) "
+        rule="√{v} is {v}^(1/2), so by the power rule d/d{v} √{v} = (1/2){v}^(−1/2) = 1/(2√{v}) "
         "(defined for {v} > 0).",
         evaluate=math.sqrt,
         numpy=np.sqrt,
@@ -757,7 +761,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         arity=1,
         derivative=_of_one(sign),
         rule=_one(
-            "|{v}| has slope -1 for {v} < 0 and 1 for {v} > 0, so d/d{v} Abs({v}) = sign({v}); "
+            "|{v}| has slope −1 for {v} < 0 and 1 for {v} > 0, so d/d{v} |{v}| = sign({v}); "
             "it is not differentiable at {v} = 0, where TensorFlow's tf.abs uses the "
             "subgradient sign(0) = 0, as SymPy does."
         ),
@@ -770,7 +774,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         tf_op="Abs",
         backward=_grad_abs,
         latex=r"\left|",
-        plain="Abs",
+        plain="|",
     ),
     _library(
         "sin",
@@ -794,7 +798,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         "cos",
         sympy.cos,
         derivative=lambda a: -sympy.sin(a),
-        rule="The derivative of cosine is minus sine: d/d{v} cos({v}) = -sin({v}).",
+        rule="The derivative of cosine is minus sine: d/d{v} cos({v}) = −sin({v}).",
         evaluate=math.cos,
         numpy=np.cos,
         mpmath_=mpmath.cos,
@@ -812,7 +816,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         "tan",
         sympy.tan,
         derivative=lambda a: 1 + sympy.tan(a) ** 2,
-        rule="The derivative of the tangent is sec²: d/d{v} tan({v}) = 1 + tan({v})**2.",
+        rule="The derivative of the tangent is sec²: d/d{v} tan({v}) = 1 + tan²({v}).",
         evaluate=math.tan,
         numpy=np.tan,
         mpmath_=mpmath.tan,
@@ -827,7 +831,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         "tanh",
         sympy.tanh,
         derivative=lambda a: 1 - sympy.tanh(a) ** 2,
-        rule="The derivative of tanh is 1 - tanh²: d/d{v} tanh({v}) = 1 - tanh({v})**2.",
+        rule="The derivative of tanh is 1 − tanh²: d/d{v} tanh({v}) = 1 − tanh²({v}).",
         evaluate=math.tanh,
         numpy=np.tanh,
         mpmath_=mpmath.tanh,
@@ -845,8 +849,8 @@ _BUILTIN: tuple[LossFunction, ...] = (
         "sigmoid",
         sigmoid,
         derivative=lambda a: sigmoid(a) * (1 - sigmoid(a)),
-        rule="The sigmoid's derivative is σ(1 − σ): d/d{v} sigmoid({v}) = "
-        "sigmoid({v})*(1 - sigmoid({v})), kept in σ rather than expanded into exponentials.",
+        rule="The sigmoid's derivative is σ(1 − σ): d/d{v} σ({v}) = "
+        "σ({v})(1 − σ({v})), kept in σ rather than expanded into exponentials.",
         evaluate=_stable_sigmoid,
         numpy=_np_sigmoid,
         mpmath_=lambda z: 1 / (1 + mpmath.exp(-z)),
@@ -869,7 +873,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         derivative=_of_one(lambda a: Heaviside(a, 0)),
         rule=_one(
             "relu({v}) = max(0, {v}) has slope 0 for {v} < 0 and 1 for {v} > 0, so its "
-            "derivative is the step Heaviside({v}, 0); it is not differentiable at {v} = 0, "
+            "derivative is the step H({v}); it is not differentiable at {v} = 0, "
             "where TensorFlow's tf.nn.relu uses the subgradient 0, and so does this step "
             "(H(0) = 0)."
         ),
@@ -887,8 +891,8 @@ _BUILTIN: tuple[LossFunction, ...] = (
         "softplus",
         softplus,
         derivative=sigmoid,
-        rule="softplus({v}) = log(1 + exp({v})) has the sigmoid as its derivative: "
-        "d/d{v} softplus({v}) = sigmoid({v}).",
+        rule="softplus({v}) = log(1 + e^{v}) has the sigmoid as its derivative: "
+        "d/d{v} softplus({v}) = σ({v}).",
         evaluate=lambda z: max(z, 0.0) + math.log1p(math.exp(-abs(z))),
         numpy=_np_softplus,
         mpmath_=lambda z: mpmath.log1p(mpmath.exp(z)),
@@ -919,7 +923,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         tf_op="Maximum",
         backward=_grad_extremum("ge"),
         latex=r"\max",
-        plain="Max",
+        plain="max",
     ),
     _exact(
         "min",
@@ -936,7 +940,7 @@ _BUILTIN: tuple[LossFunction, ...] = (
         tf_op="Minimum",
         backward=_grad_extremum("le"),
         latex=r"\min",
-        plain="Min",
+        plain="min",
     ),
     formula_function(
         "huber",

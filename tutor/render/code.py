@@ -112,3 +112,75 @@ def update_code(problem: Problem) -> str:
     args = ", ".join(f"{code[n]}.numpy()" for n in problem.wrt)
     lines.append(f'print("Loss = {{:05.2f}},  {shown} ".format(loss.numpy(), {args}))')
     return "\n".join(lines) + "\n"
+
+
+def labelled_code(problem: Problem) -> str:
+    """Return :func:`update_code` under a comment that says what it is (still runnable)."""
+    mode = f"{problem.variables} mode, {problem.dtype}"
+    return f"# One update of {problem.id} in TensorFlow ({mode}):\n{update_code(problem)}"
+
+
+def wrapped(code: str, width: int = 78) -> str:
+    """Return ``code`` with each line longer than ``width`` broken inside its brackets.
+
+    A line breaks after a comma or before a ``+``/``-``/``*``/``/`` that stands
+    inside brackets and outside strings, so the result is the same Python; the
+    rest of the line is indented four spaces past the line's own indentation.
+    A line with no such place is left as it is.
+
+    >>> print(wrapped("x = f(aaaa, bbbb + cccc)", 14))
+    x = f(aaaa,
+        bbbb + cccc)
+    """
+    out: list[str] = []
+    for line in code.splitlines():
+        out.extend(_wrap_line(line, width))
+    return "\n".join(out) + ("\n" if code.endswith("\n") else "")
+
+
+def _wrap_line(line: str, width: int) -> list[str]:
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    lines = []
+    while len(line) > width:
+        cut = _break_at(line, width)
+        if cut is None:
+            break
+        lines.append(line[:cut].rstrip())
+        line = indent + line[cut:].lstrip()
+    return [*lines, line]
+
+
+def _break_at(line: str, width: int) -> int | None:
+    """Return the column ≤ ``width`` where ``line`` best breaks inside brackets, or None.
+
+    The outermost place reads best: a comma or a ``+``/``-``, else a ``*``/``/``;
+    among equals, the last one that fits.
+    """
+    import io
+    import tokenize
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line.lstrip() + "\n").readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    depth = 0
+    places: list[tuple[int, int, int]] = []  # (outermost first, sum before product, column)
+    shift = len(line) - len(line.lstrip())
+    for tok in tokens:
+        if tok.type != tokenize.OP:
+            continue
+        col = tok.start[1] + shift
+        if tok.string in "([{":
+            depth += 1
+        elif tok.string in ")]}":
+            depth -= 1
+        elif depth > 0 and tok.string == "," and col + 1 <= width:
+            places.append((-depth, 1, col + 1))
+        elif depth > 0 and tok.string in ("+", "-", "*", "/") and _spaced(line, col, width):
+            places.append((-depth, int(tok.string in "+-"), col))
+    return max(places)[2] if places else None
+
+
+def _spaced(line: str, col: int, width: int) -> bool:
+    """Return whether the operator at ``col`` is a binary one (spaced) that fits ``width``."""
+    return 0 < col <= width and line[col - 1] == " " and line[col + 1 : col + 2] == " "

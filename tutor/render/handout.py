@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 import math
+import re
 from importlib import resources
 from typing import Any
 
+from .._mathtext import latex_name
 from .._numbers import number, side_by_side
 from ..errors import UsageError
 from ..handout import Exercise, Handout, Worked
 from ..model import Derivation, Trajectory
 from . import latex
-from .code import update_code
+from .code import update_code, wrapped
 from .text import end_curvature, summary
+
+#: Characters per line of the code listing (\small typewriter in the text width).
+CODE_WIDTH = 84
+#: Lines of code kept on one page (a longer listing may break across pages).
+CODE_PAGE = 40
+
+
+def number_columns(rows: list[list[str]]) -> str:
+    """Return the dcolumn specs of numbers aligned on the decimal point, one per column.
+
+    Each column reserves as many places after the point as its longest
+    fraction needs (``D{.}{.}{n}``), so the column is no wider than its numbers.
+    """
+    widths = [0] * (len(rows[0]) if rows else 0)
+    for row in rows:
+        for j, cell in enumerate(row):
+            fraction = cell.partition(".")[2]
+            # A power of ten (\times 10^{-5}) takes the room of about six digits and its
+            # exponent's characters.
+            power = re.search(r"\\times 10\^\{(-?\d+)\}", fraction)
+            extra = 6 + len(power.group(1)) if power else 0
+            widths[j] = max(
+                widths[j], len(fraction[: power.start()] if power else fraction) + extra
+            )
+    return "".join(f"D{{.}}{{.}}{{{w}}}" for w in widths)
+
 
 #: Rows of the update table shown in full; longer runs show the first and last rows.
 TABLE_ROWS = 40
@@ -73,9 +101,14 @@ def context(handout: Handout, *, key_only: bool = False) -> dict[str, Any]:
     shown = () if key_only else handout.exercises
     exercises = [_exercise(e, len(handout.exercises)) for e in shown]
     key = [_key(e) for e in handout.exercises if e.key is not None] if handout.answers else []
+    worked = [_worked(w) for w in handout.worked]
+    # One worked problem is the document: its title is the document's, printed once.
+    alone = len(worked) == 1 and not handout.exercises
+    for w in worked:
+        w["heading"] = "" if alone else rf"\section{{{w['title']}}}"
     return {
         "title": title,
-        "worked": [_worked(w) for w in handout.worked],
+        "worked": worked,
         "exercises": exercises,
         "key": key,
     }
@@ -89,8 +122,7 @@ def _prose(text: str) -> str:
 def _partials(derivation: Derivation) -> list[dict[str, str]]:
     out = []
     for partial in derivation.partials:
-        lines = [line for step in partial.steps for line in latex.step_lines(step)]
-        steps = "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}" if lines else ""
+        steps = latex.fitted_derivation(partial)
         out.append(
             {
                 "steps": steps,
@@ -102,8 +134,11 @@ def _partials(derivation: Derivation) -> list[dict[str, str]]:
 
 
 def _loss_note(derivation: Derivation) -> str:
-    rows = derivation.problem.rows
-    return f"(the mean of this over the {rows} data rows)" if rows else ""
+    """Return "" (the loss shows its own mean over the rows); kept for older templates."""
+    return ""
+
+
+loss = latex.loss
 
 
 def _worked(w: Worked) -> dict[str, Any]:
@@ -112,7 +147,7 @@ def _worked(w: Worked) -> dict[str, Any]:
     return {
         "title": latex.escape(problem.title),
         "summary": _prose(problem.summary),
-        "loss": latex.math(problem.loss),
+        "loss": loss(problem),
         "loss_note": _loss_note(w.derivation),
         "data": data_table(problem),
         "partials": _partials(w.derivation),
@@ -123,7 +158,8 @@ def _worked(w: Worked) -> dict[str, Any]:
         "plot_mode": _plot_mode(traj),
         "outcome": latex.escape(summary(traj)),
         "end": latex.escape(end_curvature(traj)) + "." if traj.end_curvature else "",
-        "code": update_code(problem),
+        "code": wrapped(update_code(problem), CODE_WIDTH),
+        "code_keep": update_code(problem).count("\n") <= CODE_PAGE,
         "graph": _graph(w),
     }
 
@@ -146,12 +182,10 @@ def data_table(problem: Any) -> str:
     if not problem.rows:
         return ""
     names = list(problem.data)
-    head = ["$i$", *(f"${latex.math(problem.symbol(n))}_i$" for n in names)]
+    head = ["$i$", *(_head(f"${latex_name(n, 'i')}$") for n in names)]
     shown = min(problem.rows, DATA_ROWS)
-    rows = [
-        " & ".join([str(i + 1), *(number(problem.data[n][i], 6) for n in names)]) + r" \\"
-        for i in range(shown)
-    ]
+    cells = [[_cell(number(problem.data[n][i], 6)) for n in names] for i in range(shown)]
+    rows = [" & ".join([str(i + 1), *row]) + r" \\" for i, row in enumerate(cells)]
     if shown < problem.rows:
         rows.append(
             rf"\multicolumn{{{len(head)}}}{{c}}{{$\vdots$ ({problem.rows - shown} more rows)}} \\"
@@ -161,7 +195,7 @@ def data_table(problem: Any) -> str:
         [
             rf"The data: {problem.rows} {count}, $i = 1, \dots, {problem.rows}$.",
             r"\begin{center}\small",
-            rf"\begin{{tabular}}{{{'r' * len(head)}}}",
+            rf"\begin{{tabular}}{{r{number_columns(cells)}}}",
             r"\toprule",
             " & ".join(head) + r" \\",
             r"\midrule",
@@ -186,7 +220,7 @@ def _exercise(e: Exercise, total: int) -> dict[str, Any]:
         "heading": f"Variant {e.variant.number} of {total} (seed {e.variant.seed})",
         "title": latex.escape(problem.title),
         "summary": "",
-        "loss": latex.math(problem.loss),
+        "loss": loss(problem),
         "loss_note": _loss_note(e.derivation),
         "start": _values(problem),
         "rate": number(problem.learning_rate),
@@ -209,50 +243,89 @@ def _key(e: Exercise) -> dict[str, Any]:
     }
 
 
-def _row(traj: Trajectory, k: int) -> str:
+def _row(traj: Trajectory, k: int) -> list[str]:
     update = traj.updates[k]
     cells = [str(update.step)]
     for p in traj.derivation.partials:
-        cells.append(f"{update.values[p.symbol]:.2f}")
-    cells.append(_fixed(update.loss))
+        cells.append(_fixed(update.values[p.symbol]))
+    # The loss with significant digits: near convergence 0.00 would say nothing.
+    cells.append(_cell(number(update.loss)))
     for p in traj.derivation.partials:
         s = p.symbol
-        cells += side_by_side(update.symbolic[s], update.autodiff[s], traj.problem.dtype)
-    cells += [f"{update.updated[p.symbol]:.2f}" for p in traj.derivation.partials]
-    return " & ".join(cells) + r" \\"
+        pair = side_by_side(update.symbolic[s], update.autodiff[s], traj.problem.dtype)
+        cells += [_cell(v) for v in pair]
+    cells += [_fixed(update.updated[p.symbol]) for p in traj.derivation.partials]
+    return cells
 
 
 def _fixed(value: float) -> str:
-    return f"{value:.2f}" if math.isfinite(value) and abs(value) < 1e6 else number(value)
+    text = f"{value:.2f}" if math.isfinite(value) and abs(value) < 1e6 else number(value)
+    return _cell(text)
+
+
+def _cell(text: str) -> str:
+    """Return a number for a decimal-aligned column: math, E-notation as a power of ten."""
+    return latex.tex_text(text)
+
+
+def _head(text: str) -> str:
+    """Return a column head, centred over a decimal-aligned column."""
+    return rf"\multicolumn{{1}}{{c}}{{{text}}}"
 
 
 def table(traj: Trajectory) -> str:
-    """Return a booktabs table of the updates (first and last rows of a long run)."""
+    """Return booktabs tables of the updates (first and last rows of a long run).
+
+    With one variable, one table; with more, the values and the loss in one
+    table and the gradients in a second, so that neither runs past the margin.
+    """
     names = [p.symbol for p in traj.derivation.partials]
-    head = ["$k$", *(f"${n}_k$" for n in names), "$L$"]
+    head = ["$k$", *(_head(f"${latex_name(n, 'k')}$") for n in names), _head("$L$")]
     for n in names:
-        head += [f"SymPy ${latex.partial_symbol(n)}$", f"TF ${latex.partial_symbol(n)}$"]
-    head += [f"${n}_{{k+1}}$" for n in names]
+        partial = latex.partial_symbol(n)
+        head += [_head(f"SymPy ${partial}$"), _head(f"TF ${partial}$")]
+    head += [_head(f"${latex_name(n, 'k+1')}$") for n in names]
     count = len(traj.updates)
+    if not count:
+        return "No update is taken (steps = 0)."
     shown = list(range(count))
     if count > TABLE_ROWS:
         shown = [*range(TABLE_HEAD), -1, *range(count - TABLE_TAIL, count)]
+    cells = {k: _row(traj, k) for k in shown if k >= 0}
+    if len(names) == 1:
+        return _tabular(head, cells, shown)
+    values = [0, *range(1, len(names) + 2), *range(len(head) - len(names), len(head))]
+    gradients = [0, *range(len(names) + 2, len(head) - len(names))]
+    return "\n".join(
+        _tabular(
+            [head[j] for j in columns],
+            {k: [c[j] for j in columns] for k, c in cells.items()},
+            shown,
+        )
+        for columns in (values, gradients)
+    )
+
+
+def _tabular(head: list[str], cells: dict[int, list[str]], shown: list[int]) -> str:
+    """Return one centred booktabs table: ``head``, then the rows ``shown`` (-1 for a gap).
+
+    A ``longtable``: a long run breaks across pages, its head repeated,
+    rather than leaving the rest of a page empty.
+    """
     gap = rf"\multicolumn{{{len(head)}}}{{c}}{{$\vdots$}} \\"
-    rows = [gap if k < 0 else _row(traj, k) for k in shown]
-    if not rows:
-        return "No update is taken (steps = 0)."
-    spec = "r" * len(head)
+    rows = [gap if k < 0 else " & ".join(cells[k]) + r" \\" for k in shown]
+    spec = "r" + number_columns([row[1:] for row in cells.values()])
     return "\n".join(
         [
-            r"\begin{center}\small",
-            rf"\begin{{tabular}}{{{spec}}}",
+            r"{\small",
+            rf"\begin{{longtable}}{{{spec}}}",
             r"\toprule",
             " & ".join(head) + r" \\",
             r"\midrule",
+            r"\endhead",
             *rows,
             r"\bottomrule",
-            r"\end{tabular}",
-            r"\end{center}",
+            r"\end{longtable}}",
         ]
     )
 

@@ -23,7 +23,7 @@ from . import latex
 
 def _num(value: float) -> float | str:
     if math.isfinite(value):
-        return value
+        return value + 0.0  # -0.0 + 0.0 is 0.0: a reader never sees "-0.0"
     return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
@@ -81,7 +81,7 @@ def updates(columns: Columns, first: int = 1) -> list[str]:
         new = columns.updated[:, j]
         old = columns.values[1:, names.index(n)]
         if same_bits(new[:-1], old):
-            updated.append(values[n][1:] + [float.__repr__(float(new[-1]))])
+            updated.append(values[n][1:] + [_repr(float(new[-1]))])
         else:
             updated.append(_reprs(new))
     gradients = []
@@ -109,8 +109,13 @@ def updates(columns: Columns, first: int = 1) -> list[str]:
 def _reprs(column: Any) -> list[str]:
     """Return ``float.__repr__`` of every number in ``column``, computed once if all are equal."""
     if same_bits(column, np.broadcast_to(column[:1], column.shape)):
-        return [float.__repr__(float(column[0]))] * len(column)
-    return list(map(float.__repr__, column.tolist()))
+        return [_repr(float(column[0]))] * len(column)
+    return list(map(_repr, column.tolist()))
+
+
+def _repr(value: float) -> str:
+    """Return the JSON text of a float as :func:`_num` gives it (0.0 for -0.0)."""
+    return float.__repr__(value + 0.0)
 
 
 def trajectory(traj: Trajectory) -> str:

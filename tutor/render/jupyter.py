@@ -28,18 +28,15 @@ def derivation_latex(deriv: Derivation) -> str:
     >>> derivation_latex(derive(load("seed-w"))).splitlines()[1]
     'L &= \\\\left(w x - y\\\\right)^{2}'
     """
-    problem = deriv.problem
-    loss = latex.math(latex.row_indexed(problem.loss, tuple(problem.data)))
-    if problem.rows:
-        loss = rf"\frac{{1}}{{{problem.rows}}}\sum_{{i=1}}^{{{problem.rows}}} {loss}"
-    head = "\\begin{align*}\n" + f"L &= {loss}\n" + "\\end{align*}"
+    head = "\\begin{align*}\n" + f"L &= {latex.loss(deriv.problem)}\n" + "\\end{align*}"
     return f"{head}\n{latex.derivation(deriv)}"
 
 
 def trajectory_latex(traj: Trajectory) -> str:
     """Return the derivation, then the table of updates and the outcome in ``gather*``."""
     parts = [r"\text{" + escape_text(_title(traj)) + "}", *_latex_table(traj)]
-    outcome = f"{traj.status}: {len(traj.updates)} updates"
+    count = len(traj.updates)
+    outcome = f"{traj.status}: {count} update{'' if count == 1 else 's'}"
     parts.append(r"\text{" + escape_text(outcome) + "}")
     body = " \\\\\n".join(parts)
     return f"{derivation_latex(traj.derivation)}\n\\begin{{gather*}}\n{body}\n\\end{{gather*}}"

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import sympy
 
-from .._mathtext import checking_digits, unicode
+from .._mathtext import checking_digits, minus, plain_name, unicode
 from .._numbers import DIGITS, number, side_by_side
 from ..model import Columns, Derivation, Partial, Update
 from ..numeric import UnsupportedExpression, evaluate
@@ -58,8 +58,9 @@ class _Template:
     positive: tuple[str, str]
     negative: tuple[str, str]
 
-    def fill(self, numbers: Sequence[str]) -> str:
-        """Return the formula with the i-th symbol shown as ``numbers[i]``."""
+    def fill(self, numbers: Sequence[str], shape: Callable[[str], str] = str) -> str:
+        """Return the formula with the i-th symbol shown as ``numbers[i]``, the text of
+        each number without its sign written as the printer writes it (``shape``)."""
         out = []
         for part in self.parts:
             if isinstance(part, str):
@@ -67,9 +68,9 @@ class _Template:
                 continue
             text = numbers[part]
             if text.startswith("-"):
-                out += (self.negative[0], text[1:], self.negative[1])
+                out += (self.negative[0], shape(text[1:]), self.negative[1])
             else:
-                out += (self.positive[0], text, self.positive[1])
+                out += (self.positive[0], shape(text), self.positive[1])
         return "".join(out)
 
 
@@ -127,6 +128,7 @@ class RunText:
         problem = derivation.problem
         self.problem = problem
         self.rate = number(problem.learning_rate)
+        self.tex_rate = latex.tex_number(problem.learning_rate)
         self.names = tuple(problem.values)
         self.partials = tuple(self._prepare(p) for p in derivation.partials)
 
@@ -146,7 +148,7 @@ class RunText:
             used=used,
             plain=_template(unicode, partial.result, used) if substituted else None,
             tex=_template(latex.substituted, partial.result, used) if substituted else None,
-            latex_name=sympy.latex(sympy.Symbol(partial.symbol)),
+            latex_name=latex.latex_name(partial.symbol),
         )
 
     def header(self) -> list[str]:
@@ -161,7 +163,8 @@ class RunText:
             lines.append(f"  {p.label} = {p.closed}")
             lines.append(f"    LaTeX: {p.latex_label} = {p.closed_latex}")
         for p in self.partials:
-            lines.append(f"  {p.symbol} ← {p.symbol} − η·{p.label}, η = {self.rate}")
+            s = plain_name(p.symbol)
+            lines.append(f"  {s} ← {s} − η·{p.label}, η = {minus(self.rate)}")
         return lines
 
     def blocks(self, columns: Columns, first: int, rows: Iterable[int] | None = None) -> list[str]:
@@ -180,7 +183,7 @@ class RunText:
 
     def _block(self, u: Update, step: int, i: int, digits: Mapping[str, list[int]]) -> list[str]:
         problem = self.problem
-        lines = [f"Update {step}: L = {number(u.loss)}"]
+        lines = [f"Update {step}: L = {minus(number(u.loss))}"]
         values = {**problem.constants, **u.values}
         for p in self.partials:
             s = p.symbol
@@ -189,20 +192,21 @@ class RunText:
             plain, tex = [], []
             if p.plain is not None and p.tex is not None:
                 shown = [number(values[n], digits[s][i]) for n in p.used]
-                plain.append(p.plain.fill(shown))
-                tex.append(p.tex.fill(shown))
+                plain.append(p.plain.fill(shown, minus))
+                tex.append(p.tex.fill(shown, latex.tex_text))
             elif not problem.rows:
                 plain, tex = [p.closed], [p.closed_latex]
-            plain = [c for c in plain if c != result]
-            tex = [c for c in tex if c != result]
+            plain = [c for c in plain if c != minus(result)]
+            tex = [c for c in tex if c != latex.tex_text(result)]
             sympy_shown, tf_shown = side_by_side(symbolic, autodiff, problem.dtype)
             old, g, new = latex.update_numbers(s, u, problem.learning_rate, problem.dtype)
             lines += [
-                f"  {p.label} = {' = '.join([*plain, result])}",
-                f"    SymPy {sympy_shown}   TF {tf_shown}   "
-                f"TF − SymPy {number(autodiff - symbolic, 3)}",
-                f"    LaTeX: {' = '.join([p.latex_label, *tex, result])}",
-                f"  {s} ← {old} − {self.rate}·{_parenthesised(g)} = {new}",
+                f"  {p.label} = {' = '.join([*plain, minus(result)])}",
+                f"    SymPy {minus(sympy_shown)}   TF {minus(tf_shown)}   "
+                f"TF − SymPy {minus(number(autodiff - symbolic, 3))}",
+                f"    LaTeX: {' = '.join([p.latex_label, *tex, latex.tex_text(result)])}",
+                f"  {plain_name(s)} ← {minus(old)} − {minus(self.rate)}·"
+                f"{_parenthesised(minus(g))} = {minus(new)}",
                 f"    LaTeX: {self._update_latex(p, old, g, new)}",
             ]
         return lines
@@ -210,10 +214,12 @@ class RunText:
     def _update_latex(self, p: _PartialText, old: str, g: str, new: str) -> str:
         """Return the update as :func:`tutor.render.latex.update_line` writes it."""
         value, _, note = new.partition(" (")
+        new = latex.tex_text(value)
         if note:
-            new = rf"{value}\ \text{{({latex.escape(note)}}}"
-        g = rf"\left({g}\right)" if g.startswith("-") else g
-        return rf"{p.latex_name} \leftarrow {old} - {self.rate}\cdot {g} = {new}"
+            new = rf"{new}\ \text{{({latex.escape(note)}}}"
+        g = rf"\left({latex.tex_text(g)}\right)" if g.startswith("-") else latex.tex_text(g)
+        old = latex.tex_text(old)
+        return rf"{p.latex_name} \leftarrow {old} - {self.tex_rate}\cdot {g} = {new}"
 
     def _digits(self, p: _PartialText, columns: Columns) -> list[int]:
         """Return, per row, the digits :func:`tutor._mathtext.checking_digits` would choose."""
@@ -257,7 +263,7 @@ class RunText:
 
 
 def _parenthesised(text: str) -> str:
-    return f"({text})" if text.startswith("-") else text
+    return f"({text})" if text.startswith(("-", "−")) else text
 
 
 def _take(columns: Columns, rows: list[int]) -> Columns:

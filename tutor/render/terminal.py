@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._clean import clean
+from .._mathtext import minus, plain_name
 from .._numbers import side_by_side
 from ..model import Derivation, Trajectory, Update
 from . import text
@@ -42,6 +43,16 @@ def prose(summary: str) -> list[str]:
     """
     blocks = clean(summary).strip().split("\n\n")
     return [" ".join(block.split()) for block in blocks if block.strip()]
+
+
+def code_panel(code: str) -> Panel:
+    """Return the script of ``--show-code`` (its first line the label) highlighted in a panel."""
+    from rich.syntax import Syntax
+
+    label, _, script = code.partition("\n")
+    title = Text(label.lstrip("# ").rstrip(":"), style="bold")
+    syntax = Syntax(script.rstrip("\n"), "python", theme="ansi_dark", word_wrap=True)
+    return Panel(syntax, title=title, title_align="left")
 
 
 def lines(block: list[str], style: str = "") -> Group:
@@ -107,19 +118,19 @@ def table(traj: Trajectory, shown: Sequence[Update]) -> Table:
     table.add_column("k", justify="right")
     table.add_column("loss", justify="right")
     for p in traj.derivation.partials:
-        s = p.symbol
+        s = plain_name(p.symbol)
         table.add_column(s, justify="right")
         table.add_column(f"∂L/∂{s} SymPy", justify="right")
         table.add_column(f"∂L/∂{s} TF", justify="right")
         table.add_column(f"{s} after", justify="right", style="bold")
     for u in shown:
-        row = [str(u.step), f"{u.loss:.2f}"]
+        row = [str(u.step), text.num(u.loss)]
         for p in traj.derivation.partials:
             s = p.symbol
             row += [
-                f"{u.values[s]:.2f}",
-                *side_by_side(u.symbolic[s], u.autodiff[s], traj.problem.dtype),
-                f"{u.updated[s]:.2f}",
+                minus(f"{u.values[s]:.2f}"),
+                *map(minus, side_by_side(u.symbolic[s], u.autodiff[s], traj.problem.dtype)),
+                minus(f"{u.updated[s]:.2f}"),
             ]
         table.add_row(*row)
     return table

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
 import sympy
 
 from .._clean import clean
-from .._mathtext import checking_digits, unicode
-from .._numbers import number, side_by_side
+from .._mathtext import checking_digits, minus, plain_name, unicode, written
+from .._numbers import DIGITS, number, side_by_side
 from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
 from ..model import Columns, Derivation, Partial, Problem, Step, Trajectory, Update
 from . import latex
+
+#: A minus sign before a number in prose (ASCII in the text the analysis writes).
+_NUMBER_MINUS = re.compile(r"(?<![\w.=])-(?=\d|inf\b)")
 
 
 def seed_line(update: Update, wrt: tuple[str, ...]) -> str:
@@ -40,7 +44,28 @@ def seed_lines(columns: Columns) -> str:
 
 
 def partial_label(symbol: str) -> str:
-    return f"∂L/∂{symbol}"
+    """Return ``∂L/∂w`` for ``symbol``, the name as every medium writes it (∂L/∂λ)."""
+    return f"∂L/∂{plain_name(symbol)}"
+
+
+def num(value: float, digits: int = DIGITS) -> str:
+    """Return a number as the text shows it: ``number`` with a true minus sign (−27)."""
+    return minus(number(value, digits))
+
+
+def prose(text: str) -> str:
+    """Return a sentence with a true minus sign before each number in it (w = −1.6)."""
+    return _NUMBER_MINUS.sub("−", text)
+
+
+def equation(*sides: str) -> str:
+    """Return the sides joined by ``=``, none repeated next to itself (never ``2 = 2``)."""
+    return " = ".join(latex.distinct([side for side in sides if side]))
+
+
+def mean(summand: str, rows: int, add: bool) -> str:
+    """Return ``(1/n) Σᵢ summand``, a sum in brackets so the mean covers all of it."""
+    return f"(1/{rows}) Σᵢ {f'[{summand}]' if add else summand}"
 
 
 def closed_form(partial: Partial, rows: int, data: tuple[str, ...] = ()) -> str:
@@ -48,9 +73,7 @@ def closed_form(partial: Partial, rows: int, data: tuple[str, ...] = ()) -> str:
     if not rows:
         return unicode(partial.result)
     body = unicode(latex.row_indexed(partial.result, data))
-    if isinstance(partial.result, sympy.Add):
-        body = f"({body})"
-    return f"(1/{rows}) Σᵢ {body}"
+    return mean(body, rows, isinstance(partial.result, sympy.Add))
 
 
 def step_lines(step: Step, depth: int = 1) -> list[str]:
@@ -72,58 +95,53 @@ def analysis_lines(deriv: Derivation) -> list[str]:
     problem = deriv.problem
     names = tuple(p.symbol for p in deriv.partials)
     if not a.applies:
-        lines = [f"Convergence: {a.reason}."]
+        lines = [f"Convergence: {prose(a.reason)}."]
         if a.outcome:
-            lines.append(f"  {describe_rate(a, problem)}.")
+            lines.append(f"  {prose(describe_rate(a, problem))}.")
         if a.start is not None:
-            lines.append(f"  curvature at the start: {describe_curvature(a.start, names)}")
+            lines.append(f"  curvature at the start: {prose(describe_curvature(a.start, names))}")
         return lines
-    lines = [f"Convergence ({a.reason}):"]
+    lines = [f"Convergence ({prose(a.reason)}):"]
     if len(names) == 1 and not problem.rows:
-        s = names[0]
-        h = a.hessian[0, 0]
-        shown = f"{unicode(h)} = " if h.free_symbols else ""
-        second = f"∂²L/∂{s}² = {shown}{number(a.eigenvalues[0])}"
-        lines.append(f"  {second}: {describe_class(a)}")
+        s = plain_name(names[0])
+        second = equation(f"∂²L/∂{s}²", unicode(a.hessian[0, 0]), num(a.eigenvalues[0]))
+        lines.append(f"  {second}: {prose(describe_class(a))}")
     else:
-        shown = ", ".join(number(v) for v in a.eigenvalues)
+        shown = ", ".join(num(v) for v in a.eigenvalues)
         hessian = unicode(latex.row_indexed(a.hessian, tuple(problem.data)))
-        mean = f"(1/{problem.rows}) Σᵢ " if problem.rows else ""
-        lines.append(f"  Hessian H = {mean}{hessian}; eigenvalues {shown}")
+        averaged = f"(1/{problem.rows}) Σᵢ " if problem.rows else ""
+        lines.append(f"  Hessian H = {averaged}{hessian}; eigenvalues {shown}")
         if problem.rows:
             lines.append(f"  mean over the {problem.rows} rows: H = {_matrix(a)}")
-        lines.append(f"  H is {describe_class(a)}")
+        lines.append(f"  H is {prose(describe_class(a))}")
     if a.fixed_point is not None:
-        for s in names:
-            formula = a.fixed_point_formula[s] if a.fixed_point_formula else None
-            shown = f"{unicode(formula)} = " if formula is not None and formula.free_symbols else ""
+        for name in names:
+            formula = a.fixed_point_formula[name] if a.fixed_point_formula else None
+            shown = unicode(formula) if formula is not None and formula.free_symbols else ""
             label = "the minimiser nearest the start" if a.flat else "fixed point"
-            lines.append(f"  {label}: {s}* = {shown}{number(a.fixed_point[s])}")
+            point = equation(f"{plain_name(name)}*", shown, num(a.fixed_point[name]))
+            lines.append(f"  {label}: {point}")
     if a.fixed_point is not None and len(names) == 1 and a.iteration is not None:
-        s = names[0]
+        s = plain_name(names[0])
         factor = f"1 − {unicode(sympy.Symbol('eta') * a.hessian[0, 0])}"
         lines.append(
-            f"  iteration: {s}_k − {s}* = ({factor})^k ({s}_0 − {s}*), "
-            f"factor {number(a.iteration[0][0])}"
+            f"  iteration: {s}ₖ − {s}* = ({factor})ᵏ ({s}₀ − {s}*), factor {num(a.iteration[0][0])}"
         )
     elif a.fixed_point is not None:
-        lines.append(
-            f"  iteration: θ_k − θ* = (I − ηH)^k (θ_0 − θ*), |factor| ≤ {number(a.contraction)}"
-        )
+        lines.append(f"  iteration: θₖ − θ* = (I − ηH)ᵏ (θ₀ − θ*), |factor| ≤ {num(a.contraction)}")
     if a.condition is not None:
         slow = min(v for v in a.eigenvalues if v > 0)
         lines.append(
-            f"  condition number κ = λ_max/λ_min = {number(a.condition)}: along the direction "
-            f"of λ_min = {number(slow)} the distance shrinks slowest, by "
-            f"|1 − ηλ_min| = {number(abs(1 - a.rate * slow))} per update"
+            f"  condition number κ = λ_max/λ_min = {num(a.condition)}: along the direction "
+            f"of λ_min = {num(slow)} the distance shrinks slowest, by "
+            f"|1 − ηλ_min| = {num(abs(1 - a.rate * slow))} per update"
         )
     if a.lr_bound is not None:
-        bound = (
-            f"{unicode(a.lr_bound_formula)} = " if a.lr_bound_formula is not None else "2/λ_max = "
-        )
-        lines.append(f"  stable for η < {bound}{number(a.lr_bound)}; {describe_rate(a, problem)}")
+        formula = unicode(a.lr_bound_formula) if a.lr_bound_formula is not None else "2/λ_max"
+        bound = equation(formula, num(a.lr_bound))
+        lines.append(f"  stable for η < {bound}; {prose(describe_rate(a, problem))}")
     else:
-        lines.append(f"  {describe_rate(a, problem)}")
+        lines.append(f"  {prose(describe_rate(a, problem))}")
     lines += _tolerance_lines(a, problem)
     return lines
 
@@ -131,7 +149,7 @@ def analysis_lines(deriv: Derivation) -> list[str]:
 def _matrix(a: Any) -> str:
     """Return the mean Hessian's numbers as [[…], […]]."""
     size = len(a.eigenvalues)
-    rows = [", ".join(number(a.matrix[i][j]) for j in range(size)) for i in range(size)]
+    rows = [", ".join(num(a.matrix[i][j]) for j in range(size)) for i in range(size)]
     return "[" + ", ".join(f"[{r}]" for r in rows) + "]"
 
 
@@ -140,12 +158,22 @@ def _tolerance_lines(a: Any, problem: Any) -> list[str]:
         return []
     if a.tolerance_kind == "gradient":
         return [
-            f"  every |∂L/∂s| < {problem.tolerance:g} (the run's tolerance) after "
-            f"{a.steps_to_tolerance} updates, by the closed form"
+            f"  every |∂L/∂s| < {minus(f'{problem.tolerance:g}')} (the run's tolerance) after "
+            f"{updates(a.steps_to_tolerance)}, by the closed form"
         ]
     return [
-        f"  within {DEFAULT_TOLERANCE:g} of the fixed point after {a.steps_to_tolerance} updates"
+        f"  within {minus(f'{DEFAULT_TOLERANCE:g}')} of the fixed point after "
+        f"{updates(a.steps_to_tolerance)}"
     ]
+
+
+def updates(count: int) -> str:
+    """Return ``1 update`` or ``n updates``.
+
+    >>> updates(1), updates(20)
+    ('1 update', '20 updates')
+    """
+    return f"{count} update{'' if count == 1 else 's'}"
 
 
 def overridden_line(problem: Problem) -> str:
@@ -157,8 +185,19 @@ def overridden_line(problem: Problem) -> str:
         return ""
     current = {**problem.constants, **problem.values}
     return "overridden: " + ", ".join(
-        f"{n} = {number(current[n])} (file: {number(v)})" for n, v in problem.overridden.items()
+        f"{n} = {num(current[n])} (file: {num(v)})" for n, v in problem.overridden.items()
     )
+
+
+def loss_line(problem: Problem) -> str:
+    """Return ``L = …``: the loss as its file writes it, a mean over the rows with data."""
+    loss = written(problem.tree, frozenset(problem.data))
+    if not problem.rows:
+        return f"L = {loss}"
+    from ..expression import Binary
+
+    add = isinstance(problem.tree, Binary) and problem.tree.op in "+-"
+    return "L = " + mean(loss, problem.rows, add or loss.startswith("−"))
 
 
 def derivation(deriv: Derivation) -> str:
@@ -169,8 +208,7 @@ def derivation(deriv: Derivation) -> str:
         lines += ["", *(clean(problem.summary).strip().splitlines())]
     if problem.overridden:
         lines += ["", overridden_line(problem)]
-    loss = unicode(latex.row_indexed(problem.loss, tuple(problem.data)))
-    lines += ["", f"Loss: L = {f'(1/{problem.rows}) Σᵢ {loss}' if problem.rows else loss}"]
+    lines += ["", f"Loss: {loss_line(problem)}"]
     for partial in deriv.partials:
         lines += ["", f"{partial_label(partial.symbol)}:"]
         for step in partial.steps:
@@ -195,11 +233,11 @@ def _gradient_lines(
     if partial.result.free_symbols and not rows:
         digits = checking_digits(partial.result, values, number(symbolic))
         chain.append(unicode(partial.result, values, digits))
-    chain = [c for c in chain if c != number(symbolic)]
     sympy_shown, tf_shown = side_by_side(symbolic, autodiff, traj.problem.dtype)
     return [
-        f"  {partial_label(partial.symbol)} = {' = '.join([*chain, number(symbolic)])}",
-        f"    SymPy {sympy_shown}   TF {tf_shown}   TF − SymPy {number(autodiff - symbolic, 3)}",
+        f"  {equation(partial_label(partial.symbol), *chain, num(symbolic))}",
+        f"    SymPy {minus(sympy_shown)}   TF {minus(tf_shown)}   "
+        f"TF − SymPy {num(autodiff - symbolic, 3)}",
         f"    LaTeX: {latex.gradient_line(partial, traj.problem, values, symbolic)}",
     ]
 
@@ -207,8 +245,8 @@ def _gradient_lines(
 def start_block(traj: Trajectory) -> list[str]:
     """Return the loss and both gradients at the starting values (shown when no update runs)."""
     start = traj.start
-    shown = ", ".join(f"{k} = {number(v)}" for k, v in start.values.items())
-    lines = [f"At the start ({shown}): L = {number(start.loss)}"]
+    shown = ", ".join(f"{plain_name(k)} = {num(v)}" for k, v in start.values.items())
+    lines = [f"At the start ({shown}): L = {num(start.loss)}"]
     values = {**traj.problem.constants, **start.values}
     for partial in traj.derivation.partials:
         s = partial.symbol
@@ -264,19 +302,19 @@ def end_curvature(traj: Trajectory) -> str:
         return ""
     names = tuple(p.symbol for p in traj.derivation.partials)
     last = {**traj.start.values, **last_values(traj)}
-    at = ", ".join(f"{n} = {number(last[n])}" for n in names)
-    return f"Curvature at the end ({at}): {describe_curvature(traj.end_curvature, names)}"
+    at = ", ".join(f"{plain_name(n)} = {num(last[n])}" for n in names)
+    return f"Curvature at the end ({at}): {prose(describe_curvature(traj.end_curvature, names))}"
 
 
 def summary(traj: Trajectory) -> str:
     """Return the closing line of a run: outcome, updates, the loss at the final values,
     the distance to θ*."""
     n = traj.steps
-    final = "" if traj.final_loss is None else f", final loss {number(traj.final_loss)}"
+    final = "" if traj.final_loss is None else f", final loss {num(traj.final_loss)}"
     distance = distance_to_minimiser(traj)
     if distance is not None and math.isfinite(distance):
-        final += f", distance to the fixed point {number(distance)}"
-    return f"{traj.status}: {n} update{'' if n == 1 else 's'}{final} ({traj.reason})"
+        final += f", distance to the fixed point {num(distance)}"
+    return f"{traj.status}: {updates(n)}{final} ({prose(traj.reason)})"
 
 
 def interrupted(problem: Problem, last: tuple[Columns, int] | None) -> str:
@@ -289,10 +327,11 @@ def interrupted(problem: Problem, last: tuple[Columns, int] | None) -> str:
     columns, first = last
     count = first + len(columns) - 1
     after = ", ".join(
-        f"{n} = {number(v)}" for n, v in zip(columns.wrt, columns.updated[-1].tolist(), strict=True)
+        f"{plain_name(n)} = {num(v)}"
+        for n, v in zip(columns.wrt, columns.updated[-1].tolist(), strict=True)
     )
     return (
-        f"interrupted: {count} update{'' if count == 1 else 's'}, loss {number(columns.loss[-1])} "
+        f"interrupted: {updates(count)}, loss {num(columns.loss[-1])} "
         f"before the last, {after} after it (stopped by Ctrl-C after update {count})"
     )
 
@@ -300,9 +339,9 @@ def interrupted(problem: Problem, last: tuple[Columns, int] | None) -> str:
 def descent_heading(problem: Problem, wrt: tuple[str, ...]) -> str:
     """Return the line that opens a run: the symbols descended, η, dtype, style, steps."""
     return (
-        f"Gradient descent on {', '.join(wrt)}: η = {number(problem.learning_rate)}, "
-        f"{problem.dtype}, {problem.variables} mode, "
-        f"up to {problem.steps} update{'' if problem.steps == 1 else 's'}"
+        f"Gradient descent on {', '.join(plain_name(s) for s in wrt)}: "
+        f"η = {num(problem.learning_rate)}, {problem.dtype}, {problem.variables} mode, "
+        f"up to {updates(problem.steps)}"
     )
 
 
