@@ -94,6 +94,12 @@ TEXTBOOK = {
         exp(w) / (1 + exp(w)) ** 2,
         {"quotient", "exp"},
     ),
+    "difference of logs": (
+        log(w) - log(w + 1),
+        w,
+        1 / (w * (w + 1)),
+        {"sum", "log", "combine fractions"},
+    ),
     "reciprocal": (1 / w, w, -1 / w**2, {"power"}),
     "reciprocal of a sum": (1 / (1 + w**2), w, -2 * w / (1 + w**2) ** 2, {"chain", "power"}),
     "negative power": (w**-3, w, -3 / w**4, {"power"}),

@@ -235,6 +235,20 @@ def _apply_overrides(
     return changed
 
 
+_DETAIL_OPTION = click.option(
+    "--detail",
+    type=click.Choice(("brief", "full")),
+    help="brief: one line per rule that does work, then the algebra's moves; full: every "
+    "rule with its sentence. Default: brief on a terminal (rich), full when piped, in "
+    "LaTeX, JSON and handouts.",
+)
+
+
+def _detail(detail: str | None, fmt: str) -> str:
+    """Return the derivation's detail: the one asked for, else brief on a terminal only."""
+    return detail or ("brief" if fmt == "rich" else "full")
+
+
 @cli.command(short_help="Derive the partials rule by rule.")
 @click.argument("problem")
 @click.option(
@@ -250,17 +264,19 @@ def _apply_overrides(
     type=click.Choice(_FORMATS_SHOW),
     help="Output format. Default: rich on a terminal, plain when piped or NO_COLOR is set.",
 )
-def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
+@_DETAIL_OPTION
+def show(problem: str, wrt: tuple[str, ...], fmt: str | None, detail: str | None) -> None:
     """Show the derivation of every partial of PROBLEM's loss."""
     loaded = _apply_overrides(load(problem), wrt, None, None, {}, None, None)
     derivation = derive(loaded)
     fmt = fmt or ("rich" if _use_rich() else "plain")
+    detail = _detail(detail, fmt)
     from .render import jsonl, latex, terminal, text
 
     if fmt == "rich":
-        _print_rich(terminal.derivation(derivation))
+        _print_rich(terminal.derivation(derivation, detail))
     elif fmt == "plain":
-        _write(text.derivation(derivation))
+        _write(text.derivation(derivation, detail))
     elif fmt == "latex":
         _write(latex.derivation(derivation) + "\n")
     else:
@@ -331,6 +347,7 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
     help="Output format; 'seed' prints the notebook's line per update. "
     "Default: rich on a terminal, plain when piped.",
 )
+@_DETAIL_OPTION
 def step(
     problem: str,
     wrt: tuple[str, ...],
@@ -343,6 +360,7 @@ def step(
     show_code: bool,
     backprop: bool,
     fmt: str | None,
+    detail: str | None,
 ) -> None:
     """Run gradient descent on PROBLEM, each update beside its derivation."""
     if backprop and fmt not in (None, "rich", "plain"):
@@ -377,12 +395,13 @@ def step(
         traj = _json_run(derivation, TensorFlowBackend())
     else:
         traj = descend(derivation, TensorFlowBackend())
+    shown = _detail(detail, fmt)
     if interactive:
-        _step_through(traj, rich=fmt == "rich")
+        _step_through(traj, rich=fmt == "rich", detail=shown)
     elif fmt == "rich":
-        _print_rich(terminal.trajectory(traj))
+        _print_rich(terminal.trajectory(traj, detail=shown))
     elif fmt == "plain":
-        _write(text.trajectory(traj))
+        _write(text.trajectory(traj, detail=shown))
     elif fmt == "seed":
         _write(text.seed(traj))
     elif fmt == "latex":
@@ -632,12 +651,13 @@ def notebook_command(problem: str, output: str, variables: str | None) -> None:
 _PROMPT = "[Enter] next update   [a] all the rest   [q] quit "
 
 
-def _step_through(traj: Any, rich: bool) -> None:
+def _step_through(traj: Any, rich: bool, detail: str = "full") -> None:
     """Show the derivation, then one update per key press."""
     from .render import terminal, text
 
     show = _print_rich if rich else (lambda t: _write(t + "\n"))
-    show(terminal.derivation(traj.derivation) if rich else text.derivation(traj.derivation))
+    deriv = traj.derivation
+    show(terminal.derivation(deriv, detail) if rich else text.derivation(deriv, detail))
     if not traj.updates:
         show(Text("\n".join(text.start_block(traj))) if rich else "\n".join(text.start_block(traj)))
     run_all = False

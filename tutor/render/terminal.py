@@ -13,13 +13,13 @@ from ..model import Derivation, Trajectory
 from . import text
 
 
-def derivation(deriv: Derivation) -> RenderableType:
+def derivation(deriv: Derivation, detail: str = "full") -> RenderableType:
     """Return the derivation in a panel titled with the problem (no markup is interpreted).
 
     The summary's paragraphs are re-flowed to the panel's width: a file's
     summary is hard-wrapped for the file, not for the terminal.
     """
-    body = text.derivation(deriv).split("\n", 1)[1].strip("\n")
+    body = text.derivation(deriv, detail).split("\n", 1)[1].strip("\n")
     title = Text(f"{deriv.problem.id}: {clean(deriv.problem.title)}", style="bold")
     paragraphs = prose(deriv.problem.summary)
     if paragraphs:
@@ -80,9 +80,11 @@ def _table(traj: Trajectory) -> Table:
     return table
 
 
-def trajectory(traj: Trajectory, show_derivation: bool = True) -> RenderableType:
+def trajectory(
+    traj: Trajectory, show_derivation: bool = True, detail: str = "full"
+) -> RenderableType:
     """Return the run: derivation panel, each update's substituted lines, a table, the summary."""
-    parts: list[RenderableType] = [derivation(traj.derivation)] if show_derivation else []
+    parts: list[RenderableType] = [derivation(traj.derivation, detail)] if show_derivation else []
     if not traj.updates:
         parts.append(Text("\n".join(text.start_block(traj)), style="cyan"))
     for update in traj.updates:

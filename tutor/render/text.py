@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import sympy
@@ -12,6 +13,7 @@ from .._mathtext import checking_digits, unicode
 from .._numbers import number, side_by_side
 from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
 from ..model import Derivation, Partial, Problem, Step, Trajectory, Update
+from ..steps import held_fixed
 from . import latex
 
 
@@ -47,6 +49,11 @@ def closed_form(partial: Partial, rows: int, data: tuple[str, ...] = ()) -> str:
     return f"(1/{rows}) Σᵢ {body}"
 
 
+#: How much of the step tree a derivation shows: every rule with its sentence, or one line
+#: per rule that does work (the default on a terminal).
+DETAILS = ("brief", "full")
+
+
 def step_lines(step: Step, depth: int = 1) -> list[str]:
     """Return the lines of a step tree: ``[rule] before = after`` and its sentence."""
     pad = "  " * depth
@@ -56,6 +63,95 @@ def step_lines(step: Step, depth: int = 1) -> list[str]:
     for sub in step.substeps:
         lines.extend(step_lines(sub, depth + 1))
     return lines
+
+
+#: Rules a brief derivation folds into the line above them: the leaves, and the constant
+#: factor (the constants are named once per partial).
+_FOLDED = frozenset({"constant", "variable", "held constant", "constant multiple"})
+#: Rules that do work worth a line of their own.
+_WORKING = frozenset({"chain", "product", "quotient", "general power", "mean over rows"})
+
+
+def brief_lines(steps: tuple[Step, ...], symbol: str) -> list[str]:
+    """Return a partial's steps one line each: the rules that do work, each with its result,
+    inner expressions named where they first appear (and called by their name after), then
+    the algebra's named moves."""
+    brief = _Brief(symbol)
+    for step in steps:
+        brief.visit(step, 1)
+    return brief.lines
+
+
+class _Brief:
+    """The lines of a brief derivation, and the names introduced so far."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.lines: list[str] = []
+        self.seen: set[Any] = set()
+        self.names: list[tuple[str, str]] = []  # (inner expression as text, its name)
+
+    def named(self, text: str) -> str:
+        """Return ``text`` with each named expression written by its name where it is the
+        argument of a function: σ(b + wx) reads σ(u) once u = b + wx is said."""
+        for inner, name in self.names:
+            text = re.sub(rf"(?<=[^\W\d])\({re.escape(inner)}\)", f"({name})", text)
+        return text
+
+    def visit(self, step: Step, depth: int) -> None:
+        pad = "  " * depth
+        if step.before in self.seen:
+            return  # the same derivative again: its line is above
+        self.seen.add(step.before)
+        if step.rule == "mean over rows":
+            self.lines.append(
+                f"{pad}[mean over rows] ∂L/∂{self.symbol} is the mean over the rows of each "
+                f"row's derivative; for one row:"
+            )
+        elif step.rule == "simplify":
+            for move in step.substeps or (step,):
+                self.lines.append(f"{pad}[{move.rule}] = {self.named(unicode(move.after))}")
+            return
+        elif step.rule == "chain":
+            self.lines.append(f"{pad}{self.chain(step)}")
+        elif step.rule not in _FOLDED and _does_work(step):
+            after = unicode(step.after if step.rule == "sum" or step.gives is None else step.gives)
+            self.lines.append(f"{pad}[{step.rule}] {self.named(unicode(step.before))} = "
+                              f"{self.named(after)}")
+        for sub in step.substeps[1:] if step.rule == "chain" else step.substeps:
+            if _does_work(sub, self.seen) or sub.rule == "simplify":
+                self.visit(sub, depth)
+
+    def chain(self, step: Step) -> str:
+        """Return ``[chain] let u = …: ∂/∂w[f(…)] = f′(u)·∂u/∂w = result`` on one line."""
+        outer = step.substeps[0]
+        result = step.after if step.gives is None else step.gives
+        if not isinstance(outer.before, sympy.Derivative):
+            return f"[chain] {self.named(unicode(step.before))} = {self.named(unicode(result))}"
+        u = outer.before.variables[0]
+        whole = step.before.expr
+        inner = next(
+            (a for a in whole.args if outer.before.expr.xreplace({u: a}) == whole), None
+        )
+        before = self.named(unicode(step.before))
+        inner_text = self.named(unicode(inner)) if inner is not None else "…"
+        if inner is not None:
+            self.names.append((unicode(inner), unicode(u)))
+        local = unicode(outer.after)
+        local = f"({local})" if isinstance(outer.after, sympy.Add) else local
+        return (
+            f"[chain] let {unicode(u)} = {inner_text}: {before} = "
+            f"{local}·∂{unicode(u)}/∂{self.symbol} = {self.named(unicode(result))}"
+        )
+
+
+def _does_work(step: Step, seen: set[Any] | None = None) -> bool:
+    """Return whether a step, or one below it, applies a rule that does work (new ones only)."""
+    if seen is not None and step.before in seen:
+        return False
+    if step.rule in _WORKING:
+        return True
+    return any(_does_work(sub, seen) for sub in step.substeps)
 
 
 def analysis_lines(deriv: Derivation) -> list[str]:
@@ -155,8 +251,8 @@ def overridden_line(problem: Problem) -> str:
     )
 
 
-def derivation(deriv: Derivation) -> str:
-    """Return the derivation of every partial as plain text."""
+def derivation(deriv: Derivation, detail: str = "full") -> str:
+    """Return the derivation of every partial as plain text, ``brief`` or ``full``."""
     problem = deriv.problem
     lines = [f"{problem.id}: {clean(problem.title)}"]
     if problem.summary.strip():
@@ -167,8 +263,14 @@ def derivation(deriv: Derivation) -> str:
     lines += ["", f"Loss: L = {f'(1/{problem.rows}) Σᵢ {loss}' if problem.rows else loss}"]
     for partial in deriv.partials:
         lines += ["", f"{partial_label(partial.symbol)}:"]
-        for step in partial.steps:
-            lines.extend(step_lines(step))
+        fixed = held_fixed(problem.loss, problem.symbol(partial.symbol))
+        if fixed:
+            lines.append(f"  {fixed}")
+        if detail == "brief":
+            lines.extend(brief_lines(partial.steps, partial.symbol))
+        else:
+            for step in partial.steps:
+                lines.extend(step_lines(step))
         closed = closed_form(partial, problem.rows, tuple(problem.data))
         lines.append(f"  {partial_label(partial.symbol)} = {closed}")
         lines.append(
@@ -278,10 +380,10 @@ def summary(traj: Trajectory) -> str:
     return f"{traj.status}: {n} update{'' if n == 1 else 's'}{final} ({traj.reason})"
 
 
-def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
+def trajectory(traj: Trajectory, show_derivation: bool = True, detail: str = "full") -> str:
     """Return a whole run as plain text: derivation, each update, the summary."""
     problem = traj.problem
-    lines = [derivation(traj.derivation).rstrip("\n")] if show_derivation else []
+    lines = [derivation(traj.derivation, detail).rstrip("\n")] if show_derivation else []
     rate = number(traj.learning_rate)
     wrt = ", ".join(p.symbol for p in traj.derivation.partials)
     lines += [
