@@ -82,6 +82,15 @@ def brief_lines(steps: tuple[Step, ...], symbol: str) -> list[str]:
     return brief.lines
 
 
+def _call_pattern() -> re.Pattern[str]:
+    """Return the pattern of a function call in printed text: a function's name, its argument."""
+    from ..functions import REGISTRY
+
+    names = sorted({r.plain for r in REGISTRY.values()} | set(REGISTRY), key=len, reverse=True)
+    alternatives = "|".join(re.escape(n) for n in names)
+    return re.compile(rf"({alternatives})\(((?:[^()]|\([^()]*\))*)\)")
+
+
 class _Brief:
     """The lines of a brief derivation, and the names introduced so far."""
 
@@ -94,9 +103,14 @@ class _Brief:
     def named(self, text: str) -> str:
         """Return ``text`` with each named expression written by its name where it is the
         argument of a function: σ(b + wx) reads σ(u) once u = b + wx is said."""
-        for inner, name in self.names:
-            text = re.sub(rf"(?<=[^\W\d])\({re.escape(inner)}\)", f"({name})", text)
-        return text
+        names = dict(self.names)
+        pattern = _call_pattern()
+
+        def call(m: re.Match[str]) -> str:
+            argument = names.get(m[2]) or pattern.sub(call, m[2])
+            return f"{m[1]}({argument})"
+
+        return pattern.sub(call, text) if names else text
 
     def visit(self, step: Step, depth: int) -> None:
         pad = "  " * depth
@@ -110,7 +124,10 @@ class _Brief:
             )
         elif step.rule == "simplify":
             for move in step.substeps or (step,):
-                self.lines.append(f"{pad}[{move.rule}] = {self.named(unicode(move.after))}")
+                shown = self.named(unicode(move.after))
+                # The rule's line above may already show what the pieces put together give.
+                if not (self.lines and self.lines[-1].endswith(f"= {shown}")):
+                    self.lines.append(f"{pad}[{move.rule}] = {shown}")
             return
         elif step.rule == "chain":
             self.lines.append(f"{pad}{self.chain(step)}")
@@ -136,7 +153,7 @@ class _Brief:
         before = self.named(unicode(step.before))
         inner_text = self.named(unicode(inner)) if inner is not None else "…"
         if inner is not None:
-            self.names.append((unicode(inner), unicode(u)))
+            self.names += [(unicode(inner), unicode(u)), (inner_text, unicode(u))]
         local = unicode(outer.after)
         local = f"({local})" if isinstance(outer.after, sympy.Add) else local
         return (
