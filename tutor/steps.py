@@ -352,7 +352,7 @@ def _constant_multiple(
     shown = _mul(c, inner.shown)
     text = (
         f"Constant multiple: {why}, so it stays in front: ∂/∂{_m(s)} (c·f) = c · ∂f/∂{_m(s)} "
-        f"with c = {_m(c)} and f = {_m(f)}{_gives(shown, 'rule')}"
+        f"with c = {_m(c)} and f = {_m(f)}{_gives(shown, 'constant-multiple rule')}"
     )
     step = Step(
         "constant multiple", Derivative(expr, s), c * Derivative(f, s), text, substeps, shown
@@ -451,7 +451,7 @@ def _general_power(expr: sympy.Expr, ctx: _Context) -> _Derived:
     text = (
         f"General power: base and exponent both depend on {_m(s)}, so rewrite "
         f"{_m(expr)} = exp({_m(rewritten)}); by the exp rule its derivative is "
-        f"{_m(expr)} · ∂/∂{_m(s)} ({_m(rewritten)}) (for {_m(base)} > 0){_gives(shown, 'rule')}"
+        f"{_m(expr)} · ∂/∂{_m(s)} ({_m(rewritten)}) (for {_m(base)} > 0){_gives(shown, 'general-power rule')}"
     )
     after = expr * Derivative(rewritten, s)
     step = Step("general power", Derivative(expr, s), after, text, (inner.step,), shown)

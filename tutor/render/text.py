@@ -312,9 +312,47 @@ def _gradient_lines(
     sympy_shown, tf_shown = side_by_side(symbolic, autodiff, traj.problem.dtype)
     return [
         f"  {partial_label(partial.symbol)} = {' = '.join([*chain, number(symbolic)])}",
+        *row_lines(partial, traj.problem, values, symbolic),
         f"    SymPy {sympy_shown}   TF {tf_shown}   TF − SymPy {number(autodiff - symbolic, 3)}",
         f"    LaTeX: {latex.gradient_line(partial, traj.problem, values, symbolic)}",
     ]
+
+
+#: Up to this many data rows, an update shows every row's gradient; beyond it, the first
+#: :data:`FIRST_ROWS` and the mean.
+HANDFUL = 6
+FIRST_ROWS = 3
+
+
+def row_lines(
+    partial: Partial, problem: Problem, values: dict[str, float], mean: float
+) -> list[str]:
+    """Return each row's gradient with its numbers substituted, then their mean ([] without data).
+
+    With more than :data:`HANDFUL` rows, the first :data:`FIRST_ROWS` and the mean of all.
+    """
+    from ..numeric import evaluate
+
+    rows = problem.rows
+    if not rows:
+        return []
+    shown = range(rows if rows <= HANDFUL else FIRST_ROWS)
+    lines, results = [], []
+    for i in range(rows):
+        at = {**values, **{name: column[i] for name, column in problem.data.items()}}
+        results.append(float(evaluate(partial.result, at)))
+        if i in shown:
+            value = number(results[-1])
+            digits = checking_digits(partial.result, at, value)
+            lines.append(f"    row {i + 1}: {unicode(partial.result, at, digits)} = {value}")
+    if rows <= HANDFUL:
+        terms = " + ".join(number(r) if r >= 0 else f"({number(r)})" for r in results)
+        lines.append(f"    mean of the {rows} rows: ({terms})/{rows} = {number(mean)}")
+    else:
+        lines.append(
+            f"    … and {rows - FIRST_ROWS} more rows; the mean of all {rows} is {number(mean)}"
+        )
+    return lines
 
 
 def update_block(traj: Trajectory, update: Update) -> list[str]:
