@@ -245,17 +245,14 @@ def held_fixed(loss: sympy.Expr, symbol: sympy.Symbol) -> str:
 
     >>> w, x, y = (sympy.Symbol(n, real=True) for n in "wxy")
     >>> held_fixed((w*x - y)**2, w)
-    'x and y are constants here: a partial derivative with respect to w holds every other symbol fixed, so ∂/∂w of each is 0.'
+    'x and y are constants here (a partial derivative holds all but w fixed).'
     """
     others = sorted((s for s in loss.free_symbols if s != symbol), key=str)
     if not others:
         return ""
     listed = _listing([_m(s) for s in others])
     verb = "is a constant" if len(others) == 1 else "are constants"
-    return (
-        f"{listed} {verb} here: a partial derivative with respect to {_m(symbol)} holds every "
-        f"other symbol fixed, so ∂/∂{_m(symbol)} of {'it' if len(others) == 1 else 'each'} is 0."
-    )
+    return f"{listed} {verb} here (a partial derivative holds all but {_m(symbol)} fixed)."
 
 
 def _listing(items: list[str]) -> str:

@@ -77,6 +77,7 @@ def brief_lines(steps: tuple[Step, ...], symbol: str) -> list[str]:
     inner expressions named where they first appear (and called by their name after), then
     the algebra's named moves."""
     brief = _Brief(symbol)
+    brief.introduce(steps)
     for step in steps:
         brief.visit(step, 1)
     return brief.lines
@@ -112,16 +113,30 @@ class _Brief:
 
         return pattern.sub(call, text) if names else text
 
+    def introduce(self, steps: tuple[Step, ...]) -> None:
+        """Add the line naming every chain rule's inner expression, innermost first, each
+        written with the names before it: ``let u = b + wx, v = σ(u), r = 1 − σ(u)``."""
+        found: dict[str, Any] = {}
+        for step in _preorder(steps):
+            named = _chain_name(step)
+            if named is not None:
+                found.setdefault(unicode(named[0]), named[1])
+        order = {name: k for k, name in enumerate(_NAME_ORDER)}
+        said = []
+        for name in sorted(found, key=lambda n: (order.get(n[:1], len(order)), n)):
+            inner = unicode(found[name])
+            said.append(f"{name} = {self.named(inner)}")
+            self.names += [(inner, name), (self.named(inner), name)]
+        if said:
+            self.lines.append(f"  let {', '.join(said)}")
+
     def visit(self, step: Step, depth: int) -> None:
         pad = "  " * depth
         if step.before in self.seen:
             return  # the same derivative again: its line is above
         self.seen.add(step.before)
         if step.rule == "mean over rows":
-            self.lines.append(
-                f"{pad}[mean over rows] ∂L/∂{self.symbol} is the mean over the rows of each "
-                f"row's derivative; for one row:"
-            )
+            self.lines.append(f"{pad}[mean over rows] the mean of each row's ∂/∂{self.symbol}; one row:")
         elif step.rule == "simplify":
             for move in step.substeps or (step,):
                 shown = self.named(unicode(move.after))
@@ -131,35 +146,59 @@ class _Brief:
             return
         elif step.rule == "chain":
             self.lines.append(f"{pad}{self.chain(step)}")
+        elif step.rule == "sum" and _does_work(step):
+            self.lines.append(f"{pad}[sum] term by term: {self.named(unicode(_folded(step)))}")
         elif step.rule not in _FOLDED and _does_work(step):
-            after = unicode(step.after if step.rule == "sum" or step.gives is None else step.gives)
-            self.lines.append(f"{pad}[{step.rule}] {self.named(unicode(step.before))} = "
-                              f"{self.named(after)}")
+            after = unicode(step.after if step.gives is None else step.gives)
+            self.lines.append(
+                f"{pad}[{step.rule}] {self.named(unicode(step.before))} = {self.named(after)}"
+            )
         for sub in step.substeps[1:] if step.rule == "chain" else step.substeps:
             if _does_work(sub, self.seen) or sub.rule == "simplify":
                 self.visit(sub, depth)
 
     def chain(self, step: Step) -> str:
-        """Return ``[chain] let u = …: ∂/∂w[f(…)] = f′(u)·∂u/∂w = result`` on one line."""
-        outer = step.substeps[0]
-        result = step.after if step.gives is None else step.gives
-        if not isinstance(outer.before, sympy.Derivative):
-            return f"[chain] {self.named(unicode(step.before))} = {self.named(unicode(result))}"
-        u = outer.before.variables[0]
-        whole = step.before.expr
-        inner = next(
-            (a for a in whole.args if outer.before.expr.xreplace({u: a}) == whole), None
-        )
-        before = self.named(unicode(step.before))
-        inner_text = self.named(unicode(inner)) if inner is not None else "…"
-        if inner is not None:
-            self.names += [(unicode(inner), unicode(u)), (inner_text, unicode(u))]
+        """Return ``[chain] ∂/∂w[f(u)] = f′(u)·∂u/∂w = result`` on one line."""
+        result = self.named(unicode(step.after if step.gives is None else step.gives))
+        named = _chain_name(step)
+        if named is None:
+            return f"[chain] {self.named(unicode(step.before))} = {result}"
+        u, outer = unicode(named[0]), step.substeps[0]
         local = unicode(outer.after)
         local = f"({local})" if isinstance(outer.after, sympy.Add) else local
-        return (
-            f"[chain] let {unicode(u)} = {inner_text}: {before} = "
-            f"{local}·∂{unicode(u)}/∂{self.symbol} = {self.named(unicode(result))}"
-        )
+        before = self.named(unicode(step.before))
+        return f"[chain] {before} = {local}·∂{u}/∂{self.symbol} = {result}"
+
+
+#: The order names are handed out in (tutor.steps), for saying them innermost first.
+_NAME_ORDER = ("u", "v", "r", "s", "t", "p", "q", "z", "a", "c")
+
+
+def _chain_name(step: Step) -> tuple[sympy.Symbol, sympy.Expr] | None:
+    """Return a chain rule's (name, inner expression), or None for any other step."""
+    if step.rule != "chain" or not step.substeps:
+        return None
+    outer = step.substeps[0].before
+    if not isinstance(outer, sympy.Derivative) or not isinstance(step.before, sympy.Derivative):
+        return None
+    u, whole = outer.variables[0], step.before.expr
+    inner = next((a for a in whole.args if outer.expr.xreplace({u: a}) == whole), None)
+    return None if inner is None else (u, inner)
+
+
+def _preorder(steps: tuple[Step, ...]) -> list[Step]:
+    out: list[Step] = []
+    for step in steps:
+        out += [step, *_preorder(step.substeps)]
+    return out
+
+
+def _folded(step: Step) -> sympy.Expr:
+    """Return a sum step's result with each constant factor in front: −y·∂/∂w[log(…)]."""
+    pulled = {
+        sub.before: sub.after for sub in step.substeps if sub.rule == "constant multiple"
+    }
+    return step.after.xreplace(pulled)
 
 
 def _does_work(step: Step, seen: set[Any] | None = None) -> bool:
@@ -290,10 +329,11 @@ def derivation(deriv: Derivation, detail: str = "full") -> str:
                 lines.extend(step_lines(step))
         closed = closed_form(partial, problem.rows, tuple(problem.data))
         lines.append(f"  {partial_label(partial.symbol)} = {closed}")
-        lines.append(
-            f"  LaTeX: {latex.partial_symbol(partial.symbol)} = "
-            f"{latex.partial_result(partial, problem)}"
-        )
+        if detail != "brief":  # brief is the compact view; --detail full adds the LaTeX
+            lines.append(
+                f"  LaTeX: {latex.partial_symbol(partial.symbol)} = "
+                f"{latex.partial_result(partial, problem)}"
+            )
     analysis = analysis_lines(deriv)
     if analysis:
         lines += ["", *analysis]
