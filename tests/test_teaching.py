@@ -148,7 +148,7 @@ def test_a_loss_writing_the_sigmoid_with_exp_ends_at_sigma(run_cli, tmp_path):
     path.write_text(
         'title = "Sigmoid written out"\n'
         'loss = "-(y*log(1/(1 + exp(-(w*x + b)))) + (1 - y)*log(1 - 1/(1 + exp(-(w*x + b)))))"\n'
-        '[values]\nw = 0.0\nb = 0.0\n[data]\nx = [-1.0, 2.0]\ny = [0.0, 1.0]\n'
+        "[values]\nw = 0.0\nb = 0.0\n[data]\nx = [-1.0, 2.0]\ny = [0.0, 1.0]\n"
         '[descent]\nwrt = ["w", "b"]\nlearning_rate = 0.5\nsteps = 1\n'
     )
     _, out, _ = run_cli("show", str(path), "--format", "plain")

@@ -224,7 +224,9 @@ def _inner_arguments(node: sympy.Basic) -> list[sympy.Expr]:
         return []
     if not (node.is_Pow or isinstance(node, sympy.Function)):
         return []
-    return [a for a in node.args if isinstance(a, sympy.Expr) and a.free_symbols and not a.is_Symbol]
+    return [
+        a for a in node.args if isinstance(a, sympy.Expr) and a.free_symbols and not a.is_Symbol
+    ]
 
 
 def _next_name(taken: set[str]) -> sympy.Symbol:
@@ -334,9 +336,7 @@ def _product(expr: sympy.Expr, ctx: _Context) -> _Derived:
     return _product_rule(expr, ctx)
 
 
-def _constant_multiple(
-    expr: sympy.Expr, ctx: _Context, c: sympy.Expr, f: sympy.Expr
-) -> _Derived:
+def _constant_multiple(expr: sympy.Expr, ctx: _Context, c: sympy.Expr, f: sympy.Expr) -> _Derived:
     s = ctx.s
     inner = _derive(f, ctx)
     if c.free_symbols:
@@ -448,7 +448,8 @@ def _general_power(expr: sympy.Expr, ctx: _Context) -> _Derived:
     text = (
         f"General power: base and exponent both depend on {_m(s)}, so rewrite "
         f"{_m(expr)} = exp({_m(rewritten)}); by the exp rule its derivative is "
-        f"{_m(expr)} · ∂/∂{_m(s)} ({_m(rewritten)}) (for {_m(base)} > 0){_gives(shown, 'general-power rule')}"
+        f"{_m(expr)} · ∂/∂{_m(s)} ({_m(rewritten)}) (for {_m(base)} > 0)"
+        f"{_gives(shown, 'general-power rule')}"
     )
     after = expr * Derivative(rewritten, s)
     step = Step("general power", Derivative(expr, s), after, text, (inner.step,), shown)
@@ -858,8 +859,9 @@ def _expand_and_collect(current: sympy.Expr, moves: list[_Move]) -> sympy.Expr:
     written = _add(*raw)
     where = "" if numerator is None else " in the numerator"
     if numerator is not None:
-        written, collected = _with_numerator(current, written), _evaluated(
-            _with_numerator(current, collected)
+        written, collected = (
+            _with_numerator(current, written),
+            _evaluated(_with_numerator(current, collected)),
         )
     moves.append(_Move("expand", written, f"Multiply out each product{where}."))
     moves.append(
@@ -881,7 +883,8 @@ def _factor_move(current: sympy.Expr) -> _Move | None:
     if sympy.count_ops(tidied) >= sympy.count_ops(current):
         return None
     if _fraction_terms(current) >= 2 and _fraction_terms(tidied) < _fraction_terms(current):
-        return _Move("combine fractions", tidied, "Combine the fractions over a common denominator.")
+        text = "Combine the fractions over a common denominator."
+        return _Move("combine fractions", tidied, text)
     if current.is_Add and not tidied.is_Add:
         text = "Factor out what the terms have in common."
     else:
@@ -958,9 +961,7 @@ def _combine_move(current: sympy.Expr) -> _Move | None:
     together = _tidy_signs(together)
     if sympy.count_ops(together) >= sympy.count_ops(current):
         return None
-    return _Move(
-        "combine fractions", together, "Combine the fractions over a common denominator."
-    )
+    return _Move("combine fractions", together, "Combine the fractions over a common denominator.")
 
 
 def _mean_step(expr: sympy.Expr, s: sympy.Symbol, per_row: tuple[Step, ...]) -> Step:
@@ -975,7 +976,6 @@ def _mean_step(expr: sympy.Expr, s: sympy.Symbol, per_row: tuple[Step, ...]) -> 
         f"column stands for its value in row {_m(i)}); the per-row derivative follows."
     )
     return Step("mean over rows", before, after, text, per_row)
-
 
 
 # Tidying signs: teachers write 2x(w − y)/(w − y)² rather than −2x(y − w)/(−w + y)².

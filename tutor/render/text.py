@@ -136,7 +136,9 @@ class _Brief:
             return  # the same derivative again: its line is above
         self.seen.add(step.before)
         if step.rule == "mean over rows":
-            self.lines.append(f"{pad}[mean over rows] the mean of each row's ∂/∂{self.symbol}; one row:")
+            self.lines.append(
+                f"{pad}[mean over rows] the mean of each row's ∂/∂{self.symbol}; one row:"
+            )
         elif step.rule == "simplify":
             for move in step.substeps or (step,):
                 shown = self.named(unicode(move.after))
@@ -195,9 +197,7 @@ def _preorder(steps: tuple[Step, ...]) -> list[Step]:
 
 def _folded(step: Step) -> sympy.Expr:
     """Return a sum step's result with each constant factor in front: −y·∂/∂w[log(…)]."""
-    pulled = {
-        sub.before: sub.after for sub in step.substeps if sub.rule == "constant multiple"
-    }
+    pulled = {sub.before: sub.after for sub in step.substeps if sub.rule == "constant multiple"}
     return step.after.xreplace(pulled)
 
 
