@@ -19,6 +19,7 @@ import sympy
 from ._timeout import within_time_limit
 from .analysis import analyse
 from .errors import UsageError
+from .expression import term_order
 from .model import Derivation, Partial, Problem
 from .steps import explain
 
@@ -37,6 +38,7 @@ def derive(problem: Problem, wrt: Sequence[str] | None = None) -> Derivation:
             problem.loss,
             symbol,
             mean_over_rows=bool(problem.data),
+            order=term_order(problem.tree),
             what=f"deriving ∂L/∂{name}",
         )
         partials.append(

@@ -26,7 +26,7 @@ import dataclasses
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeGuard
 
@@ -94,16 +94,22 @@ _MAX_FACTOR_OPS = 150
 
 
 def explain(
-    expr: sympy.Expr, symbol: sympy.Symbol, *, mean_over_rows: bool = False
+    expr: sympy.Expr,
+    symbol: sympy.Symbol,
+    *,
+    mean_over_rows: bool = False,
+    order: Mapping[sympy.Expr, int] | None = None,
 ) -> tuple[tuple[Step, ...], sympy.Expr]:
     """Return the steps from d(expr)/d(symbol) to its closed form, and that closed form.
 
     With ``mean_over_rows`` the loss is the mean over data rows of the per-row
     loss ``expr``: the first step says so and holds the per-row derivation as
     its substeps, and the closed form returned is still the per-row partial.
-    Raise :class:`RuntimeError` if the steps disagree with ``sympy.diff``.
+    ``order`` gives each term of a sum its place in the formula as written
+    (:func:`tutor.expression.term_order`), so the sum rule takes the terms in
+    that order. Raise :class:`RuntimeError` if the steps disagree with ``sympy.diff``.
     """
-    root = _derive(expr, _Context(symbol, inner_names(expr)))
+    root = _derive(expr, _Context(symbol, inner_names(expr), order=dict(order or {})))
     algebra, result = _simplify_steps(root, symbol, expr)
     verify(expr, symbol, result)
     steps = (root.step, *algebra)
@@ -182,6 +188,7 @@ class _Context:
     s: sympy.Symbol
     names: dict[sympy.Expr, sympy.Symbol]
     introduced: set[sympy.Expr] = field(default_factory=set)
+    order: dict[sympy.Expr, int] = field(default_factory=dict)
 
     def name(self, inner: sympy.Expr) -> sympy.Symbol:
         """Return the name of an inner expression, giving it the next free letter if new."""
@@ -193,7 +200,7 @@ class _Context:
 
     def about(self, s: sympy.Symbol) -> _Context:
         """Return the same context for differentiating with respect to ``s``."""
-        return _Context(s, self.names, self.introduced)
+        return _Context(s, self.names, self.introduced, self.order)
 
 
 def inner_names(loss: sympy.Expr) -> dict[sympy.Expr, sympy.Symbol]:
@@ -306,8 +313,10 @@ def _gives(shown: sympy.Expr, rule: str) -> str:
 
 def _sum(expr: sympy.Expr, ctx: _Context) -> _Derived:
     s = ctx.s
-    # The terms in the order the sum is printed, so the substeps follow the line above them.
-    parts = [_signed(term) for term in positive_first(list(expr.as_ordered_terms()))]
+    # The terms in the order of the formula as written (else as printed).
+    printed = positive_first(list(expr.as_ordered_terms()))
+    terms = sorted(printed, key=lambda t: ctx.order.get(t, len(ctx.order)))
+    parts = [_signed(term) for term in terms]
     derived = [_derive(term, ctx) for _, term in parts]
     after = sympy.Add(*(sgn * Derivative(term, s) for sgn, term in parts))
     value = sympy.Add(*(sgn * d.value for (sgn, _), d in zip(parts, derived, strict=True)))

@@ -236,10 +236,20 @@ def step_math(expr: sympy.Basic) -> str:
 def step_lines(step: Step, depth: int = 0) -> list[str]:
     """Return one ``align*`` line per step of the tree, the rule named in ``\\text{}``.
 
-    A rule whose substeps' results plug into it adds the line of what it gives.
+    A rule whose substeps' results plug into it adds the line of what it gives;
+    the algebra after the rules is one chain of ``&= …`` lines, each naming its move.
     """
     indent = r"\quad " * depth
     rule = escape(step.rule)
+    if step.rule == "simplify" and step.substeps:
+        # The algebra's moves as one chain of equalities, each line naming its move.
+        first, *rest = step.substeps
+        lines = [
+            rf"{indent}{step_math(step.before)} &= {step_math(first.after)} "
+            rf"&& \text{{{escape(first.rule)}}}"
+        ]
+        lines += [rf"{indent}&= {step_math(m.after)} && \text{{{escape(m.rule)}}}" for m in rest]
+        return lines
     line = rf"{indent}{step_math(step.before)} &= {step_math(step.after)} && \text{{{rule}}}"
     lines = [line]
     if step.gives is not None and step.rule in ("chain", "sum", "product", "quotient"):
