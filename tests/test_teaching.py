@@ -157,3 +157,11 @@ def test_a_loss_writing_the_sigmoid_with_exp_ends_at_sigma(run_cli, tmp_path):
     assert "is the sigmoid" in out
     result = tutor.derive(tutor.load(str(path))).partial("w").result
     assert not result.has(sympy.exp)
+
+
+def test_sums_take_their_terms_in_the_order_of_the_formula(run_cli):
+    # ridge writes (w*x - y)**2 + lam*w**2; SymPy would print λw² first.
+    _, brief, _ = run_cli("show", "ridge", "--format", "plain", "--detail", "brief")
+    assert "  [sum] term by term: ∂/∂w[(wx − y)²] + λ·∂/∂w[w²]" in lines_of(brief)
+    partial = tutor.derive(tutor.load("ridge")).partial("w")
+    assert [sub.rule for sub in partial.steps[0].substeps] == ["chain", "constant multiple"]

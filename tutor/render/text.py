@@ -149,7 +149,8 @@ class _Brief:
         elif step.rule == "chain":
             self.lines.append(f"{pad}{self.chain(step)}")
         elif step.rule == "sum" and _does_work(step):
-            self.lines.append(f"{pad}[sum] term by term: {self.named(unicode(_folded(step)))}")
+            terms = _joined([unicode(t) for t in _folded(step)])
+            self.lines.append(f"{pad}[sum] term by term: {self.named(terms)}")
         elif step.rule not in _FOLDED and _does_work(step):
             after = unicode(step.after if step.gives is None else step.gives)
             self.lines.append(
@@ -195,10 +196,28 @@ def _preorder(steps: tuple[Step, ...]) -> list[Step]:
     return out
 
 
-def _folded(step: Step) -> sympy.Expr:
-    """Return a sum step's result with each constant factor in front: −y·∂/∂w[log(…)]."""
-    pulled = {sub.before: sub.after for sub in step.substeps if sub.rule == "constant multiple"}
-    return step.after.xreplace(pulled)
+def _folded(step: Step) -> list[sympy.Expr]:
+    """Return a sum step's terms in its substeps' order (the formula's), each constant factor
+    in front: [−y·∂/∂w[log(…)], −(1 − y)·∂/∂w[log(…)]]."""
+    place = {sub.before: k for k, sub in enumerate(step.substeps)}
+    pulled = {
+        sub.before: sub.after for sub in step.substeps if sub.rule == "constant multiple"
+    }
+
+    def key(term: sympy.Expr) -> int:
+        found = [place[d] for d in term.atoms(sympy.Derivative) if d in place]
+        return min(found, default=len(place))
+
+    terms = sorted(sympy.Add.make_args(step.after), key=key)
+    return [term.xreplace(pulled) for term in terms]
+
+
+def _joined(terms: list[str]) -> str:
+    """Return printed terms as one sum: a − b + c."""
+    out = terms[0]
+    for term in terms[1:]:
+        out += f" − {term[1:]}" if term.startswith("−") else f" + {term}"
+    return out
 
 
 def _does_work(step: Step, seen: set[Any] | None = None) -> bool:
