@@ -60,6 +60,12 @@ def step_lines(step: Step, depth: int = 1) -> list[str]:
     lines = [f"{pad}[{step.rule}] {unicode(step.before)} = {unicode(step.after)}"]
     if step.text:
         lines.append(f"{pad}  {clean(step.text)}")
+    if step.rule == "simplify":
+        # The algebra's moves continue one chain of equalities: each line is "= next form".
+        for move in step.substeps:
+            lines.append(f"{pad}  [{move.rule}] = {unicode(move.after)}")
+            lines.append(f"{pad}    {clean(move.text)}")
+        return lines
     for sub in step.substeps:
         lines.extend(step_lines(sub, depth + 1))
     return lines
