@@ -85,15 +85,20 @@ def brief_lines(steps: tuple[Step, ...], symbol: str) -> list[str]:
     brief = _Brief(symbol)
     brief.introduce(steps)
     for step in steps:
-        brief.visit(step, 1)
+        brief.visit(step, 1, top=True)
     return brief.lines
+
+
+#: Functions the printers write besides the registry's: the derivatives of |u|, max and relu.
+_PRINTED_FUNCTIONS = frozenset({"sign", "Abs", "Max", "Min", "H", "Heaviside"})
 
 
 def _call_pattern() -> re.Pattern[str]:
     """Return the pattern of a function call in printed text: a function's name, its argument."""
     from ..functions import REGISTRY
 
-    names = sorted({r.plain for r in REGISTRY.values()} | set(REGISTRY), key=len, reverse=True)
+    known = {r.plain for r in REGISTRY.values()} | set(REGISTRY) | _PRINTED_FUNCTIONS
+    names = sorted(known, key=len, reverse=True)
     alternatives = "|".join(re.escape(n) for n in names)
     return re.compile(rf"({alternatives})\(((?:[^()]|\([^()]*\))*)\)")
 
@@ -136,7 +141,9 @@ class _Brief:
         if said:
             self.lines.append(f"  let {', '.join(said)}")
 
-    def visit(self, step: Step, depth: int) -> None:
+    def visit(self, step: Step, depth: int, top: bool = False) -> None:
+        """Add the lines of ``step`` and its substeps; the rule at the ``top`` of a partial (or
+        of one row) always has its line, so a derivation without a chain still shows one."""
         pad = "  " * depth
         if step.before in self.seen:
             return  # the same derivative again: its line is above
@@ -157,14 +164,15 @@ class _Brief:
         elif step.rule == "sum" and _does_work(step):
             terms = _joined([unicode(t) for t in _folded(step)])
             self.lines.append(f"{pad}[sum] term by term: {self.named(terms)}")
-        elif step.rule not in _FOLDED and _does_work(step):
+        elif top or (step.rule not in _FOLDED and _does_work(step)):
             after = unicode(step.after if step.gives is None else step.gives)
             self.lines.append(
                 f"{pad}[{step.rule}] {self.named(unicode(step.before))} = {self.named(after)}"
             )
-        for sub in step.substeps[1:] if step.rule == "chain" else step.substeps:
-            if _does_work(sub, self.seen) or sub.rule == "simplify":
-                self.visit(sub, depth)
+        row = step.rule == "mean over rows"
+        for k, sub in enumerate(step.substeps[1:] if step.rule == "chain" else step.substeps):
+            if _does_work(sub, self.seen) or sub.rule == "simplify" or (row and k == 0):
+                self.visit(sub, depth, top=row and k == 0)
 
     def chain(self, step: Step) -> str:
         """Return ``[chain] ∂/∂w[f(u)] = f′(u)·∂u/∂w = result`` on one line."""
@@ -206,9 +214,7 @@ def _folded(step: Step) -> list[sympy.Expr]:
     """Return a sum step's terms in its substeps' order (the formula's), each constant factor
     in front: [−y·∂/∂w[log(…)], −(1 − y)·∂/∂w[log(…)]]."""
     place = {sub.before: k for k, sub in enumerate(step.substeps)}
-    pulled = {
-        sub.before: sub.after for sub in step.substeps if sub.rule == "constant multiple"
-    }
+    pulled = {sub.before: sub.after for sub in step.substeps if sub.rule == "constant multiple"}
 
     def key(term: sympy.Expr) -> int:
         found = [place[d] for d in term.atoms(sympy.Derivative) if d in place]
