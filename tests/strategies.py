@@ -552,3 +552,43 @@ def equal_forms(expr: sympy.Expr) -> st.SearchStrategy[sympy.Expr]:
 def perturbed(expr: sympy.Expr, symbol: sympy.Symbol) -> st.SearchStrategy[sympy.Expr]:
     """``expr`` plus a term that is nowhere 0 (1, s² + 1, expr² + 1) or only where s = 0 (s)."""
     return st.sampled_from((expr + 1, expr + symbol, expr + symbol**2 + 1, expr + expr**2 + 1))
+
+
+# Losses as a teacher writes them: a model's output through a link, then a loss of it.
+
+#: Links from a score z to a prediction, several of them the sigmoid or softplus written with exp.
+LINKS: tuple[Callable[[sympy.Expr], sympy.Expr], ...] = (
+    lambda z: z,
+    sigmoid,
+    lambda z: 1 / (1 + sympy.exp(-z)),
+    lambda z: sympy.exp(z) / (1 + sympy.exp(z)),
+    sympy.tanh,
+    softplus,
+    lambda z: sympy.log(1 + sympy.exp(z)),
+)
+
+#: Losses of a prediction p against a target y.
+LOSSES: tuple[Callable[[sympy.Expr, sympy.Expr], sympy.Expr], ...] = (
+    lambda p, y: (p - y) ** 2,
+    lambda p, y: -(y * sympy.log(p) + (1 - y) * sympy.log(1 - p)),
+    lambda p, y: -y * sympy.log(p),
+    lambda p, y: p / (1 + p**2),
+)
+
+
+def teaching_losses() -> st.SearchStrategy[tuple[sympy.Expr, sympy.Symbol]]:
+    """A loss(link(score), y) over w, x, y and b, and w or b to differentiate it by.
+
+    The score is w·x, w·x + b or −w·x·y; the links include the sigmoid written
+    as 1/(1 + exp(−z)) and softplus as log(1 + exp(z)), so the algebra after
+    the rules has exponentials to recognise and factors to cancel.
+    """
+    w, x, y, b = (make_symbol(n) for n in "wxyb")
+    scores = st.sampled_from((w * x, w * x + b, -w * x * y, w))
+    loss = st.builds(
+        lambda f, link, z: f(link(z), y),
+        st.sampled_from(LOSSES),
+        st.sampled_from(LINKS),
+        scores,
+    )
+    return st.tuples(loss, st.sampled_from((w, b))).filter(lambda p: p[0].has(p[1]))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sympy
 from hypothesis import given
-from strategies import losses_and_symbols
+from strategies import losses_and_symbols, teaching_losses
 from sympy import (
     Abs,
     E,
@@ -93,6 +93,12 @@ TEXTBOOK = {
         w,
         exp(w) / (1 + exp(w)) ** 2,
         {"quotient", "exp"},
+    ),
+    "difference of logs": (
+        log(w) - log(w + 1),
+        w,
+        1 / (w * (w + 1)),
+        {"sum", "log", "combine fractions"},
     ),
     "reciprocal": (1 / w, w, -1 / w**2, {"power"}),
     "reciprocal of a sum": (1 / (1 + w**2), w, -2 * w / (1 + w**2) ** 2, {"chain", "power"}),
@@ -345,3 +351,138 @@ def test_losses_of_supported_functions_need_no_fallback(problem):
     used = rules_used(explain(loss, symbol)[0])
     assert "by SymPy" not in used
     assert used <= set(RULES)
+
+
+# Derivations that teach: results stated, the algebra as named moves, one naming scheme.
+
+
+def moves(steps: tuple[Step, ...]) -> list[Step]:
+    """The algebra's named moves: the substeps of the simplify step (or the step itself)."""
+    found = [s for s in walk(steps) if s.rule == "simplify"]
+    return [m for s in found for m in (s.substeps or (s,))]
+
+
+def test_the_logistic_cancellation_is_shown_move_by_move():
+    from tutor import derive, load
+
+    partial = derive(load("logistic")).partial("w")
+    b = make_symbol("b")
+    z = sigmoid(b + w * x)
+    algebra = moves(partial.steps)
+    assert [m.rule for m in algebra] == ["substitute", "cancel", "expand", "collect", "factor"]
+    cancel, collect, factor = algebra[1], algebra[3], algebra[4]
+    assert cancel.after == x * (1 - y) * z - x * y * (1 - z)
+    assert "Cancel the common factors" in cancel.text and "σ(b + wx)" in cancel.text
+    assert collect.after == x * z - x * y
+    assert factor.after == x * (z - y) == partial.result
+
+
+def test_a_quotients_numerator_is_collected_in_its_own_step():
+    algebra = moves(explain(w / (1 + w**2), w)[0])
+    collect = next(m for m in algebra if m.rule == "collect")
+    assert collect.after == (1 - w**2) / (w**2 + 1) ** 2
+    assert "w² + 1 − 2w² = 1 − w²" in collect.text
+
+
+def test_a_sigmoid_written_with_exp_ends_at_a_sigma_form_and_says_so():
+    b = make_symbol("b")
+    p = 1 / (1 + exp(-(w * x + b)))
+    steps, result = explain(-(y * log(p) + (1 - y) * log(1 - p)), w)
+    assert result == x * (sigmoid(b + w * x) - y)
+    identity = next(m for m in moves(steps) if m.rule == "identity")
+    assert "is the sigmoid" in identity.text
+
+
+@pytest.mark.parametrize(
+    "loss, expected",
+    [
+        (sympy.log(1 + exp(-w * x * y)), x * y * (sigmoid(w * x * y) - 1)),
+        (exp(w) / (1 + exp(w)), sigmoid(w) * (1 - sigmoid(w))),
+    ],
+    ids=["log loss written with exp", "sigmoid as a quotient"],
+)
+def test_exponentials_of_a_sigmoid_become_sigma(loss, expected):
+    result = explain(loss, w)[1]
+    assert not result.has(exp)
+    assert same(result, expected)
+
+
+def test_each_rule_states_what_it_gives():
+    chain = explain((w * x - y) ** 2, w)[0][0]
+    assert chain.gives is not None and same(chain.gives, 2 * x * (w * x - y))
+    assert chain.text.endswith("so the chain rule gives 2x(wx − y).")
+    product = explain(w * sin(w) * cos(w), w)[0][0]
+    assert "(fgh)′ = f′gh + fg′h + fgh′" in product.text
+
+
+def test_the_outer_rule_of_a_chain_says_what_its_variable_stands_for():
+    power = explain((w * x - y) ** 2, w)[0][0].substeps[0]
+    assert power.text.endswith("Here u stands for wx − y.")
+    assert "d/d" not in power.text
+
+
+def test_inner_names_skip_the_losses_letters_and_are_shared_by_every_partial():
+    b, u = make_symbol("b"), make_symbol("u")
+    loss = -y * log(sigmoid(w * x + b)) - (1 - y) * log(1 - sigmoid(w * x + b))
+    names = engine.inner_names(loss)
+    assert names[b + w * x] == make_symbol("u")
+    assert len(set(names.values())) == len(names)
+    assert not {str(n) for n in names.values()} & {"w", "x", "y", "b", "d", "e", "f"}
+    for symbol in (w, b):
+        chains = [s for s in walk(explain(loss, symbol)[0]) if s.rule == "chain"]
+        for chain in chains:
+            (name,) = chain.substeps[0].before.variables
+            inner = next(a for a in chain.before.expr.args if a.has(symbol))
+            assert names[inner] == name
+    assert "v" in str(engine.inner_names((u * w - 1) ** 2))
+
+
+def test_constants_are_named_once_per_partial():
+    b = make_symbol("b")
+    assert engine.held_fixed((w * x + b - y) ** 2, w).startswith("b, x and y are constants here")
+    assert engine.held_fixed(w**2, w) == ""
+
+
+@given(losses_and_symbols())
+def test_what_each_rule_gives_equals_its_derivative(problem):
+    loss, symbol = problem
+    for step in walk(explain(loss, symbol)[0]):
+        if step.gives is not None:
+            assert equivalent(step.before.doit(), step.gives, domain=loss), step
+
+
+def _ops(expr: sympy.Expr) -> int:
+    return sympy.count_ops(expr)
+
+
+def assert_no_longer_than_the_forms_seen(loss: sympy.Expr, symbol: sympy.Symbol) -> None:
+    """The closed form has no more operations than any form the algebra passed through."""
+    steps, result = explain(loss, symbol)
+    forms = [m.after for m in moves(steps)]
+    if forms:
+        assert _ops(result) <= min(_ops(f) for f in forms), (result, forms)
+
+
+@pytest.mark.parametrize("problem_id", __import__("tutor").shipped_ids())
+def test_no_shipped_result_is_longer_than_a_form_it_passed(problem_id):
+    from tutor import load
+
+    problem = load(problem_id)
+    for name in problem.wrt:
+        assert_no_longer_than_the_forms_seen(problem.loss, problem.symbol(name))
+
+
+@given(losses_and_symbols())
+def test_no_result_is_longer_than_a_form_it_passed(problem):
+    assert_no_longer_than_the_forms_seen(*problem)
+
+
+@given(teaching_losses())
+def test_teaching_losses_end_at_their_shortest_form_without_exp_of_a_sigmoid(problem):
+    loss, symbol = problem
+    assert_no_longer_than_the_forms_seen(loss, symbol)
+    steps, result = explain(loss, symbol)
+    assert equivalent(result, sympy.diff(loss, symbol), domain=loss)
+    for step in moves(steps):
+        line = step.before.doit() if step.before.has(sympy.Derivative) else step.before
+        assert equivalent(line, step.after, domain=loss), step

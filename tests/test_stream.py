@@ -61,6 +61,7 @@ def printed_block(derivation: Derivation, u: Update) -> list[str]:
         difference = text.num(u.autodiff[s] - u.symbolic[s], 3)
         lines += [
             f"  {text.partial_label(s)} = {' = '.join([*plain, result])}",
+            *text.row_lines(partial, problem, values, u.symbolic[s]),
             f"    SymPy {minus(a)}   TF {minus(b)}   TF − SymPy {difference}",
             f"    LaTeX: {' = '.join([latex.partial_symbol(s), *tex, tex_result])}",
             f"  {plain_name(s)} ← {minus(old)} − {text.num(problem.learning_rate)}·{g} = "

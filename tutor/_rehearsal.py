@@ -81,7 +81,12 @@ def _run(derivation: Derivation) -> Any:
 
 
 def rehearse_step(
-    derivation: Derivation, fmt: str, interactive: bool, show_code: bool, backprop: bool
+    derivation: Derivation,
+    fmt: str,
+    interactive: bool,
+    show_code: bool,
+    backprop: bool,
+    detail: str = "full",
 ) -> bool:
     """Render a one-update run of ``derivation`` as ``tutor step`` would in ``fmt``."""
     from .render import jsonl, latex, stream, terminal, text
@@ -92,7 +97,10 @@ def rehearse_step(
 
         update_code(derivation.problem)
     if interactive or fmt in ("rich", "plain"):
-        terminal.derivation(derivation) if fmt == "rich" else text.derivation(derivation)
+        if fmt == "rich":
+            terminal.derivation(derivation, detail)
+        else:
+            text.derivation(derivation, detail)
         run = stream.RunText(derivation)
         run.header()
         if len(traj.columns):
@@ -226,14 +234,14 @@ def rehearse_verify(problems: Sequence[Problem]) -> bool:
 # Commands without TensorFlow compute their whole output in the child.
 
 
-def show_output(derivation: Derivation, fmt: str) -> Any:
+def show_output(derivation: Derivation, fmt: str, detail: str = "full") -> Any:
     """Return what ``tutor show`` prints: a string, or a rich renderable for ``rich``."""
     from .render import jsonl, latex, terminal, text
 
     if fmt == "rich":
-        return terminal.derivation(derivation)
+        return terminal.derivation(derivation, detail)
     if fmt == "plain":
-        return text.derivation(derivation)
+        return text.derivation(derivation, detail)
     if fmt == "latex":
         return latex.derivation(derivation) + "\n"
     return jsonl.derivation(derivation)

@@ -263,6 +263,20 @@ def _apply_overrides(
     return changed
 
 
+_DETAIL_OPTION = click.option(
+    "--detail",
+    type=click.Choice(("brief", "full")),
+    help="brief: one line per rule that does work, then the algebra's moves; full: every "
+    "rule with its sentence. Default: brief on a terminal (rich), full when piped, in "
+    "LaTeX, JSON and handouts.",
+)
+
+
+def _detail(detail: str | None, fmt: str) -> str:
+    """Return the derivation's detail: the one asked for, else brief on a terminal only."""
+    return detail or ("brief" if fmt == "rich" else "full")
+
+
 @cli.command(short_help="Derive the partials rule by rule.")
 @click.argument("problem")
 @click.option(
@@ -278,14 +292,16 @@ def _apply_overrides(
     type=click.Choice(_FORMATS_SHOW),
     help="Output format. Default: rich on a terminal, plain when piped or NO_COLOR is set.",
 )
-def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
+@_DETAIL_OPTION
+def show(problem: str, wrt: tuple[str, ...], fmt: str | None, detail: str | None) -> None:
     """Show the derivation of every partial of PROBLEM's loss."""
     from ._rehearsal import show_output
 
     loaded = _apply_overrides(load(problem), wrt, None, None, {}, None, None)
     derivation = derive(loaded)
     fmt = fmt or ("rich" if _use_rich() else "plain")
-    output = within_time_limit(show_output, derivation, fmt, what="writing the derivation")
+    detail = _detail(detail, fmt)
+    output = within_time_limit(show_output, derivation, fmt, detail, what="writing the derivation")
     if fmt == "rich":
         _print_rich(output)
     else:
@@ -363,6 +379,7 @@ def show(problem: str, wrt: tuple[str, ...], fmt: str | None) -> None:
     help="Output format; 'seed' prints the notebook's line per update. "
     "Default: rich on a terminal, plain when piped.",
 )
+@_DETAIL_OPTION
 def step(
     problem: str,
     wrt: tuple[str, ...],
@@ -376,6 +393,7 @@ def step(
     backprop: bool,
     show_all: bool,
     fmt: str | None,
+    detail: str | None,
 ) -> None:
     """Run gradient descent on PROBLEM, each update beside its derivation.
 
@@ -410,8 +428,16 @@ def step(
     loaded = _apply_overrides(load(problem), wrt, lr, steps, sets, variables, dtype)
     derivation = derive(loaded)
     fmt = fmt or ("rich" if _use_rich() else "plain")
+    detail = _detail(detail, fmt)
     within_time_limit(
-        rehearse_step, derivation, fmt, interactive, show_code, backprop, what="printing the run"
+        rehearse_step,
+        derivation,
+        fmt,
+        interactive,
+        show_code,
+        backprop,
+        detail,
+        what="printing the run",
     )
     from .autodiff import TensorFlowBackend
     from .descent import descend
@@ -429,11 +455,11 @@ def step(
     # for long stretches as it loads its libraries, which made printing 20× slower.
     # The code of --show-code comes after the derivation it turns into TensorFlow.
     if fmt == "rich":
-        _print_rich(terminal.derivation(derivation))
+        _print_rich(terminal.derivation(derivation, detail))
         if code:
             _print_rich(terminal.code_panel(code))
     elif fmt == "plain":
-        _write(text.derivation(derivation))
+        _write(text.derivation(derivation, detail))
         if code:
             _write("\n" + code.rstrip("\n") + "\n")
     _wait_for_tensorflow()

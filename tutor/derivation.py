@@ -19,6 +19,7 @@ import sympy
 from ._timeout import within_time_limit
 from .analysis import analyse
 from .errors import UsageError
+from .expression import term_order
 from .model import Derivation, Partial, Problem
 from .steps import explain
 
@@ -42,7 +43,12 @@ def _derive(problem: Problem, symbols: tuple[str, ...]) -> Derivation:
     partials = []
     for name in symbols:
         symbol = problem.symbol(name)
-        steps, result = explain(problem.loss, symbol, mean_over_rows=bool(problem.data))
+        steps, result = explain(
+            problem.loss,
+            symbol,
+            mean_over_rows=bool(problem.data),
+            order=term_order(problem.tree),
+        )
         partials.append(
             Partial(
                 symbol=name,

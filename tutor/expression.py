@@ -650,6 +650,46 @@ def to_sympy(node: Node) -> sympy.Expr:
     return func(*(to_sympy(a) for a in node.args))
 
 
+def term_order(node: Node) -> dict[sympy.Expr, int]:
+    """Return each term of every sum in ``node`` (as SymPy holds it, sign included) and its
+    place in that sum as written: ``(w*x - y)**2 + lam*w**2`` puts (wx − y)² before λw².
+
+    >>> w, y = make_symbol("w"), make_symbol("y")
+    >>> term_order(parse("w**2 - y", {"w", "y"}))
+    {w**2: 0, -y: 1}
+    """
+    order: dict[sympy.Expr, int] = {}
+    _collect_terms(node, order)
+    return order
+
+
+def _collect_terms(node: Node, order: dict[sympy.Expr, int]) -> None:
+    if isinstance(node, Binary) and node.op in "+-":
+        for k, (sign, term) in enumerate(_signed_terms(node)):
+            order.setdefault(sign * to_sympy(term), k)
+            _collect_terms(term, order)
+        return
+    children: tuple[Node, ...] = ()
+    if isinstance(node, Unary):
+        children = (node.operand,)
+    elif isinstance(node, Binary):
+        children = (node.left, node.right)
+    elif isinstance(node, Call):
+        children = node.args
+    for child in children:
+        _collect_terms(child, order)
+
+
+def _signed_terms(node: Node, sign: int = 1) -> list[tuple[int, Node]]:
+    """Return the terms of a sum as written, each with its sign."""
+    if isinstance(node, Binary) and node.op in "+-":
+        right = -sign if node.op == "-" else sign
+        return _signed_terms(node.left, sign) + _signed_terms(node.right, right)
+    if isinstance(node, Unary) and isinstance(node.operand, Binary) and node.operand.op in "+-":
+        return _signed_terms(node.operand, -sign if node.op == "-" else sign)
+    return [(sign, node)]
+
+
 #: What SymPy turns a division by zero, log(0) or sqrt(-1) into.
 _NOT_REAL = (sympy.zoo, sympy.oo, sympy.S.NegativeInfinity, sympy.nan, sympy.I)
 

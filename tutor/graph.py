@@ -208,9 +208,18 @@ class Graph:
 
 def _derivation_refs(
     partials: Sequence[tuple[str, Sequence[Step]]],
+    loss: sympy.Expr | None = None,
 ) -> tuple[dict[sympy.Expr, str], dict[sympy.Expr, list[str]], list[tuple[str, str, Any, Any]]]:
-    """Return the inner functions' names, each expression's step descriptions, and the chains."""
+    """Return the inner functions' names, each expression's step descriptions, and the chains.
+
+    The names are the derivation's one scheme (:func:`tutor.steps.inner_names`): each inner
+    expression of the loss its own letter, the same in every partial and in the graph.
+    """
+    from .steps import inner_names
+
     named: dict[sympy.Expr, str] = {}
+    if loss is not None:
+        named = {expr: str(name) for expr, name in inner_names(loss).items()}
     about: dict[sympy.Expr, list[str]] = {}
     chains: list[tuple[str, str, Any, Any]] = []
 
@@ -273,7 +282,7 @@ def build(
         ]
     else:
         partials = [(p.symbol, p.steps) for p in derivation.partials]
-    refs = _derivation_refs(partials)
+    refs = _derivation_refs(partials, problem.loss)
     sym = _Symbolic(problem, point, row if problem.data else None, refs)
     tf_side = None
     if autodiff:

@@ -66,7 +66,9 @@ class Step:
     ``before`` is a derivative still to be taken (an unevaluated
     ``sympy.Derivative``) or an expression being rewritten; ``substeps`` are the
     derivations this rule needed (the inner derivative of the chain rule, the
-    terms of a sum).
+    terms of a sum). ``gives`` is what the rule gives once those substeps'
+    results are plugged into ``after`` (unsimplified: ``2(wx − y)·x``), or None
+    when ``after`` holds no derivative left to take.
     """
 
     rule: str
@@ -74,6 +76,7 @@ class Step:
     after: sympy.Expr
     text: str
     substeps: tuple[Step, ...] = ()
+    gives: sympy.Expr | None = None
 
 
 @dataclass(frozen=True)

@@ -435,14 +435,48 @@ def update_numbers(
     return a, b, f"{shown} ({dtype} rounding of {exact})"
 
 
+class _StepPrinter(_Printer):
+    """The steps' LaTeX: every derivative written with ∂ and its operand in brackets, as the
+    plain text writes ∂/∂w[…]; SymPy would write d/dw for an operand of one symbol."""
+
+    def _print_Derivative(self, expr: sympy.Derivative) -> str:
+        order = sum(int(n) for _, n in expr.variable_count)
+        top = r"\partial" if order == 1 else rf"\partial^{{{order}}}"
+        below = " ".join(
+            rf"\partial {self._print(v)}" + ("" if n == 1 else f"^{{{n}}}")
+            for v, n in expr.variable_count
+        )
+        return rf"\frac{{{top}}}{{{below}}}\left[{self._print(expr.expr)}\right]"
+
+
+def step_math(expr: sympy.Basic) -> str:
+    """Return the LaTeX of a step's expression, derivatives always written with ∂."""
+    return _StepPrinter().doprint(expr)
+
+
 def step_lines(step: Step, depth: int = 0) -> list[str]:
     """Return one ``align*`` line per step of the tree, the rule named in ``\\text{}``.
 
-    The rule column is left-aligned, so a substep's rule is indented there.
+    The rule column is left-aligned, so a substep's rule is indented there. A rule whose
+    substeps' results plug into it adds the line of what it gives; the algebra after the
+    rules is one chain of ``&= …`` lines, each naming its move.
     """
     indent = r"\quad " * depth
-    line = rf"{math(step.before)} &= {math(step.after)} && {indent}\text{{{escape(step.rule)}}}"
+    rule = escape(step.rule)
+    if step.rule == "simplify" and step.substeps:
+        # The algebra's moves as one chain of equalities, each line naming its move.
+        first, *rest = step.substeps
+        lines = [
+            rf"{step_math(step.before)} &= {step_math(first.after)} "
+            rf"&& {indent}\text{{{escape(first.rule)}}}"
+        ]
+        lines += [rf"&= {step_math(m.after)} && {indent}\text{{{escape(m.rule)}}}" for m in rest]
+        return lines
+    line = rf"{step_math(step.before)} &= {step_math(step.after)} && {indent}\text{{{rule}}}"
     lines = [line]
+    if step.gives is not None and step.rule in ("chain", "sum", "product", "quotient"):
+        gives = rf"{indent}\text{{so the {rule} rule gives}}"
+        lines.append(rf"&= {step_math(step.gives)} && {gives}")
     for sub in step.substeps:
         lines.extend(step_lines(sub, depth + 1))
     return lines

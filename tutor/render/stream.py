@@ -111,6 +111,9 @@ class _PartialText:
     plain: _Template | None
     tex: _Template | None
     latex_name: str
+    #: With data rows: the names each row's gradient uses (data columns too) and its formula.
+    row_used: tuple[str, ...] = ()
+    row_plain: _Template | None = None
 
 
 class RunText:
@@ -138,7 +141,9 @@ class RunText:
         problem = self.problem
         substituted = bool(partial.result.free_symbols) and not problem.rows
         names = (*problem.constants, *self.names)
-        used = tuple(n for n in names if sympy.Symbol(n, real=True) in partial.result.free_symbols)
+        free = partial.result.free_symbols
+        used = tuple(n for n in names if sympy.Symbol(n, real=True) in free)
+        row_used = tuple(n for n in (*names, *problem.data) if sympy.Symbol(n, real=True) in free)
         return _PartialText(
             symbol=partial.symbol,
             label=partial_label(partial.symbol),
@@ -149,6 +154,8 @@ class RunText:
             plain=_template(unicode, partial.result, used) if substituted else None,
             tex=_template(latex.substituted, partial.result, used) if substituted else None,
             latex_name=latex.latex_name(partial.symbol),
+            row_used=row_used if problem.rows else (),
+            row_plain=_template(unicode, partial.result, row_used) if problem.rows else None,
         )
 
     def header(self) -> list[str]:
@@ -176,12 +183,20 @@ class RunText:
         picked = _take(columns, chosen)
         updates = picked.updates()
         digits = {p.symbol: self._digits(p, picked) for p in self.partials if p.plain}
+        per_row = {p.symbol: self._rows(p, picked) for p in self.partials if p.row_plain}
         return [
-            "\n".join(self._block(u, first + row, i, digits)) + "\n"
+            "\n".join(self._block(u, first + row, i, digits, per_row)) + "\n"
             for i, (row, u) in enumerate(zip(chosen, updates, strict=True))
         ]
 
-    def _block(self, u: Update, step: int, i: int, digits: Mapping[str, list[int]]) -> list[str]:
+    def _block(
+        self,
+        u: Update,
+        step: int,
+        i: int,
+        digits: Mapping[str, list[int]],
+        rows: Mapping[str, list[str]],
+    ) -> list[str]:
         problem = self.problem
         lines = [f"Update {step}: L = {minus(number(u.loss))}"]
         values = {**problem.constants, **u.values}
@@ -202,6 +217,7 @@ class RunText:
             old, g, new = latex.update_numbers(s, u, problem.learning_rate, problem.dtype)
             lines += [
                 f"  {p.label} = {' = '.join([*plain, minus(result)])}",
+                *([] if p.row_plain is None else rows[s][i].split("\n")),
                 f"    SymPy {minus(sympy_shown)}   TF {minus(tf_shown)}   "
                 f"TF − SymPy {minus(number(autodiff - symbolic, 3))}",
                 f"    LaTeX: {' = '.join([p.latex_label, *tex, latex.tex_text(result)])}",
@@ -221,22 +237,73 @@ class RunText:
         old = latex.tex_text(old)
         return rf"{p.latex_name} \leftarrow {old} - {self.tex_rate}\cdot {g} = {new}"
 
-    def _digits(self, p: _PartialText, columns: Columns) -> list[int]:
-        """Return, per row, the digits :func:`tutor._mathtext.checking_digits` would choose."""
-        partial = self.derivation.partial(p.symbol)
-        j = self.problem.wrt.index(p.symbol)
+    def _table(self, columns: Columns) -> dict[str, np.ndarray]:
+        """Return each constant's and value's column of numbers, one entry per update."""
         count = len(columns)
         table = {n: np.full(count, v) for n, v in self.problem.constants.items()}
         table.update({n: columns.values[:, k] for k, n in enumerate(self.names)})
+        return table
+
+    def _digits(self, p: _PartialText, columns: Columns) -> list[int]:
+        """Return, per update, the digits :func:`tutor._mathtext.checking_digits` would choose."""
+        j = self.problem.wrt.index(p.symbol)
         shown = [number(v) for v in columns.symbolic[:, j].tolist()]
+        return self._checking_digits(p.symbol, p.used, self._table(columns), shown)
+
+    def _rows(self, p: _PartialText, columns: Columns) -> list[str]:
+        """Return, per update, the lines of each data row's gradient and their mean, as
+        :func:`tutor.render.text.row_lines` writes them."""
+        from .text import FIRST_ROWS, HANDFUL, num
+
+        problem = self.problem
+        partial = self.derivation.partial(p.symbol)
+        assert p.row_plain is not None
+        count, rows = len(columns), problem.rows
+        table = self._table(columns)
+        j = problem.wrt.index(p.symbol)
+        means = columns.symbolic[:, j].tolist()
+        shown = range(rows if rows <= HANDFUL else FIRST_ROWS)
+        lines: list[list[str]] = [[] for _ in range(count)]
+        results: list[list[float]] = [[] for _ in range(count)]
+        for r in shown:
+            at = {**table, **{n: np.full(count, float(c[r])) for n, c in problem.data.items()}}
+            values = np.broadcast_to(evaluate(partial.result, at), (count,)).tolist()
+            texts = [number(v) for v in values]
+            digits = self._checking_digits(p.symbol, p.row_used, at, texts)
+            for i in range(count):
+                numbers = [number(at[n][i], digits[i]) for n in p.row_used]
+                formula = p.row_plain.fill(numbers, minus)
+                lines[i].append(f"    row {r + 1}: {formula} = {minus(texts[i])}")
+                results[i].append(values[i])
+        for i in range(count):
+            if rows <= HANDFUL:
+                terms = " + ".join(num(v) if v >= 0 else f"({num(v)})" for v in results[i])
+                lines[i].append(f"    mean of the {rows} rows: ({terms})/{rows} = {num(means[i])}")
+            else:
+                lines[i].append(
+                    f"    … and {rows - FIRST_ROWS} more rows; the mean of all {rows} is "
+                    f"{num(means[i])}"
+                )
+        return ["\n".join(block) for block in lines]
+
+    def _checking_digits(
+        self,
+        symbol: str,
+        used: tuple[str, ...],
+        table: Mapping[str, np.ndarray],
+        shown: list[str],
+    ) -> list[int]:
+        """Return, per entry of the columns in ``table``, the fewest digits (at least four)
+        with which the partial, on its ``used`` numbers so printed, prints as ``shown``."""
+        partial = self.derivation.partial(symbol)
+        count = len(shown)
         digits = [0] * count
         pending = list(range(count))
         for d in range(DIGITS, 18):
             if not pending:
                 break
             env = {
-                n: np.array([float(number(v, d)) for v in table[n][pending].tolist()])
-                for n in p.used
+                n: np.array([float(number(v, d)) for v in table[n][pending].tolist()]) for n in used
             }
             try:
                 value = np.broadcast_to(evaluate(partial.result, env), (len(pending),))
@@ -246,7 +313,7 @@ class RunText:
             for i, v in zip(pending, value.tolist(), strict=True):
                 if not math.isfinite(v):
                     # Overflow and its kin: the scalar route decides, as it does for one update.
-                    values = {n: float(table[n][i]) for n in p.used}
+                    values = {n: float(table[n][i]) for n in used}
                     digits[i] = checking_digits(partial.result, values, shown[i])
                 elif number(v) == shown[i]:
                     digits[i] = d

@@ -18,13 +18,13 @@ from ..model import Derivation, Trajectory, Update
 from . import text
 
 
-def derivation(deriv: Derivation) -> RenderableType:
+def derivation(deriv: Derivation, detail: str = "full") -> RenderableType:
     """Return the derivation in a panel titled with the problem (no markup is interpreted).
 
     The summary's paragraphs are re-flowed to the panel's width: a file's
     summary is hard-wrapped for the file, not for the terminal.
     """
-    body = text.derivation(deriv).split("\n", 1)[1].strip("\n")
+    body = text.derivation(deriv, detail).split("\n", 1)[1].strip("\n")
     title = Text(f"{deriv.problem.id}: {clean(deriv.problem.title)}", style="bold")
     paragraphs = prose(deriv.problem.summary)
     if paragraphs:
@@ -148,12 +148,14 @@ def closing(traj: Trajectory, shown: Sequence[Update]) -> Group:
     return Group(*parts)
 
 
-def trajectory(traj: Trajectory, show_derivation: bool = True) -> RenderableType:
-    """Return the run: derivation panel, the closed forms, each update's numbers substituted,
-    a table, the summary."""
+def trajectory(
+    traj: Trajectory, show_derivation: bool = True, detail: str = "full"
+) -> RenderableType:
+    """Return the run: derivation panel (``brief`` or ``full``), the closed forms, each
+    update's numbers substituted, a table, the summary."""
     from .stream import RunText
 
-    parts: list[RenderableType] = [derivation(traj.derivation)] if show_derivation else []
+    parts: list[RenderableType] = [derivation(traj.derivation, detail)] if show_derivation else []
     run = RunText(traj.derivation)
     wrt = tuple(p.symbol for p in traj.derivation.partials)
     parts.append(lines([text.descent_heading(traj.problem, wrt), *run.header()]))

@@ -14,6 +14,7 @@ from .._mathtext import checking_digits, minus, plain_name, unicode, written
 from .._numbers import DIGITS, number, side_by_side
 from ..analysis import DEFAULT_TOLERANCE, describe_class, describe_curvature, describe_rate
 from ..model import Columns, Derivation, Partial, Problem, Step, Trajectory, Update
+from ..steps import held_fixed
 from . import latex
 
 #: A minus sign before a number in prose (ASCII in the text the analysis writes).
@@ -76,15 +77,196 @@ def closed_form(partial: Partial, rows: int, data: tuple[str, ...] = ()) -> str:
     return mean(body, rows, isinstance(partial.result, sympy.Add))
 
 
+#: How much of the step tree a derivation shows: every rule with its sentence, or one line
+#: per rule that does work (the default on a terminal).
+DETAILS = ("brief", "full")
+
+
 def step_lines(step: Step, depth: int = 1) -> list[str]:
     """Return the lines of a step tree: ``[rule] before = after`` and its sentence."""
     pad = "  " * depth
     lines = [f"{pad}[{step.rule}] {unicode(step.before)} = {unicode(step.after)}"]
     if step.text:
         lines.append(f"{pad}  {clean(step.text)}")
+    if step.rule == "simplify":
+        # The algebra's moves continue one chain of equalities: each line is "= next form".
+        for move in step.substeps:
+            lines.append(f"{pad}  [{move.rule}] = {unicode(move.after)}")
+            lines.append(f"{pad}    {clean(move.text)}")
+        return lines
     for sub in step.substeps:
         lines.extend(step_lines(sub, depth + 1))
     return lines
+
+
+#: Rules a brief derivation folds into the line above them: the leaves, and the constant
+#: factor (the constants are named once per partial).
+_FOLDED = frozenset({"constant", "variable", "held constant", "constant multiple"})
+#: Rules that do work worth a line of their own.
+_WORKING = frozenset({"chain", "product", "quotient", "general power", "mean over rows"})
+
+
+def brief_lines(steps: tuple[Step, ...], symbol: str) -> list[str]:
+    """Return a partial's steps one line each: the rules that do work, each with its result,
+    inner expressions named where they first appear (and called by their name after), then
+    the algebra's named moves."""
+    brief = _Brief(symbol)
+    brief.introduce(steps)
+    for step in steps:
+        brief.visit(step, 1, top=True)
+    return brief.lines
+
+
+#: Functions the printers write besides the registry's: the derivatives of |u|, max and relu.
+_PRINTED_FUNCTIONS = frozenset({"sign", "Abs", "Max", "Min", "H", "Heaviside"})
+
+
+def _call_pattern() -> re.Pattern[str]:
+    """Return the pattern of a function call in printed text: a function's name, its argument."""
+    from ..functions import REGISTRY
+
+    known = {r.plain for r in REGISTRY.values()} | set(REGISTRY) | _PRINTED_FUNCTIONS
+    names = sorted(known, key=len, reverse=True)
+    alternatives = "|".join(re.escape(n) for n in names)
+    return re.compile(rf"({alternatives})\(((?:[^()]|\([^()]*\))*)\)")
+
+
+class _Brief:
+    """The lines of a brief derivation, and the names introduced so far."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.lines: list[str] = []
+        self.seen: set[Any] = set()
+        self.names: list[tuple[str, str]] = []  # (inner expression as text, its name)
+
+    def named(self, text: str) -> str:
+        """Return ``text`` with each named expression written by its name where it is the
+        argument of a function: σ(b + wx) reads σ(u) once u = b + wx is said."""
+        names = dict(self.names)
+        pattern = _call_pattern()
+
+        def call(m: re.Match[str]) -> str:
+            argument = names.get(m[2]) or pattern.sub(call, m[2])
+            return f"{m[1]}({argument})"
+
+        return pattern.sub(call, text) if names else text
+
+    def introduce(self, steps: tuple[Step, ...]) -> None:
+        """Add the line naming every chain rule's inner expression, innermost first, each
+        written with the names before it: ``let u = b + wx, v = σ(u), r = 1 − σ(u)``."""
+        found: dict[str, Any] = {}
+        for step in _preorder(steps):
+            named = _chain_name(step)
+            if named is not None:
+                found.setdefault(unicode(named[0]), named[1])
+        order = {name: k for k, name in enumerate(_NAME_ORDER)}
+        said = []
+        for name in sorted(found, key=lambda n: (order.get(n[:1], len(order)), n)):
+            inner = unicode(found[name])
+            said.append(f"{name} = {self.named(inner)}")
+            self.names += [(inner, name), (self.named(inner), name)]
+        if said:
+            self.lines.append(f"  let {', '.join(said)}")
+
+    def visit(self, step: Step, depth: int, top: bool = False) -> None:
+        """Add the lines of ``step`` and its substeps; the rule at the ``top`` of a partial (or
+        of one row) always has its line, so a derivation without a chain still shows one."""
+        pad = "  " * depth
+        if step.before in self.seen:
+            return  # the same derivative again: its line is above
+        self.seen.add(step.before)
+        if step.rule == "mean over rows":
+            self.lines.append(
+                f"{pad}[mean over rows] the mean of each row's ∂/∂{self.symbol}; one row:"
+            )
+        elif step.rule == "simplify":
+            for move in step.substeps or (step,):
+                shown = self.named(unicode(move.after))
+                # The rule's line above may already show what the pieces put together give.
+                if not (self.lines and self.lines[-1].endswith(f"= {shown}")):
+                    self.lines.append(f"{pad}[{move.rule}] = {shown}")
+            return
+        elif step.rule == "chain":
+            self.lines.append(f"{pad}{self.chain(step)}")
+        elif step.rule == "sum" and _does_work(step):
+            terms = _joined([unicode(t) for t in _folded(step)])
+            self.lines.append(f"{pad}[sum] term by term: {self.named(terms)}")
+        elif top or (step.rule not in _FOLDED and _does_work(step)):
+            after = unicode(step.after if step.gives is None else step.gives)
+            self.lines.append(
+                f"{pad}[{step.rule}] {self.named(unicode(step.before))} = {self.named(after)}"
+            )
+        row = step.rule == "mean over rows"
+        for k, sub in enumerate(step.substeps[1:] if step.rule == "chain" else step.substeps):
+            if _does_work(sub, self.seen) or sub.rule == "simplify" or (row and k == 0):
+                self.visit(sub, depth, top=row and k == 0)
+
+    def chain(self, step: Step) -> str:
+        """Return ``[chain] ∂/∂w[f(u)] = f′(u)·∂u/∂w = result`` on one line."""
+        result = self.named(unicode(step.after if step.gives is None else step.gives))
+        named = _chain_name(step)
+        if named is None:
+            return f"[chain] {self.named(unicode(step.before))} = {result}"
+        u, outer = unicode(named[0]), step.substeps[0]
+        local = unicode(outer.after)
+        local = f"({local})" if isinstance(outer.after, sympy.Add) else local
+        before = self.named(unicode(step.before))
+        return f"[chain] {before} = {local}·∂{u}/∂{self.symbol} = {result}"
+
+
+#: The order names are handed out in (tutor.steps), for saying them innermost first.
+_NAME_ORDER = ("u", "v", "r", "s", "t", "p", "q", "z", "a", "c")
+
+
+def _chain_name(step: Step) -> tuple[sympy.Symbol, sympy.Expr] | None:
+    """Return a chain rule's (name, inner expression), or None for any other step."""
+    if step.rule != "chain" or not step.substeps:
+        return None
+    outer = step.substeps[0].before
+    if not isinstance(outer, sympy.Derivative) or not isinstance(step.before, sympy.Derivative):
+        return None
+    u, whole = outer.variables[0], step.before.expr
+    inner = next((a for a in whole.args if outer.expr.xreplace({u: a}) == whole), None)
+    return None if inner is None else (u, inner)
+
+
+def _preorder(steps: tuple[Step, ...]) -> list[Step]:
+    out: list[Step] = []
+    for step in steps:
+        out += [step, *_preorder(step.substeps)]
+    return out
+
+
+def _folded(step: Step) -> list[sympy.Expr]:
+    """Return a sum step's terms in its substeps' order (the formula's), each constant factor
+    in front: [−y·∂/∂w[log(…)], −(1 − y)·∂/∂w[log(…)]]."""
+    place = {sub.before: k for k, sub in enumerate(step.substeps)}
+    pulled = {sub.before: sub.after for sub in step.substeps if sub.rule == "constant multiple"}
+
+    def key(term: sympy.Expr) -> int:
+        found = [place[d] for d in term.atoms(sympy.Derivative) if d in place]
+        return min(found, default=len(place))
+
+    terms = sorted(sympy.Add.make_args(step.after), key=key)
+    return [term.xreplace(pulled) for term in terms]
+
+
+def _joined(terms: list[str]) -> str:
+    """Return printed terms as one sum: a − b + c."""
+    out = terms[0]
+    for term in terms[1:]:
+        out += f" − {term[1:]}" if term.startswith("−") else f" + {term}"
+    return out
+
+
+def _does_work(step: Step, seen: set[Any] | None = None) -> bool:
+    """Return whether a step, or one below it, applies a rule that does work (new ones only)."""
+    if seen is not None and step.before in seen:
+        return False
+    if step.rule in _WORKING:
+        return True
+    return any(_does_work(sub, seen) for sub in step.substeps)
 
 
 def analysis_lines(deriv: Derivation) -> list[str]:
@@ -200,8 +382,8 @@ def loss_line(problem: Problem) -> str:
     return "L = " + mean(loss, problem.rows, add or loss.startswith("−"))
 
 
-def derivation(deriv: Derivation) -> str:
-    """Return the derivation of every partial as plain text."""
+def derivation(deriv: Derivation, detail: str = "full") -> str:
+    """Return the derivation of every partial as plain text, ``brief`` or ``full``."""
     problem = deriv.problem
     lines = [f"{problem.id}: {clean(problem.title)}"]
     if problem.summary.strip():
@@ -211,14 +393,21 @@ def derivation(deriv: Derivation) -> str:
     lines += ["", f"Loss: {loss_line(problem)}"]
     for partial in deriv.partials:
         lines += ["", f"{partial_label(partial.symbol)}:"]
-        for step in partial.steps:
-            lines.extend(step_lines(step))
+        fixed = held_fixed(problem.loss, problem.symbol(partial.symbol))
+        if fixed:
+            lines.append(f"  {fixed}")
+        if detail == "brief":
+            lines.extend(brief_lines(partial.steps, partial.symbol))
+        else:
+            for step in partial.steps:
+                lines.extend(step_lines(step))
         closed = closed_form(partial, problem.rows, tuple(problem.data))
         lines.append(f"  {partial_label(partial.symbol)} = {closed}")
-        lines.append(
-            f"  LaTeX: {latex.partial_symbol(partial.symbol)} = "
-            f"{latex.partial_result(partial, problem)}"
-        )
+        if detail != "brief":  # brief is the compact view; --detail full adds the LaTeX
+            lines.append(
+                f"  LaTeX: {latex.partial_symbol(partial.symbol)} = "
+                f"{latex.partial_result(partial, problem)}"
+            )
     analysis = analysis_lines(deriv)
     if analysis:
         lines += ["", *analysis]
@@ -236,10 +425,48 @@ def _gradient_lines(
     sympy_shown, tf_shown = side_by_side(symbolic, autodiff, traj.problem.dtype)
     return [
         f"  {equation(partial_label(partial.symbol), *chain, num(symbolic))}",
+        *row_lines(partial, traj.problem, values, symbolic),
         f"    SymPy {minus(sympy_shown)}   TF {minus(tf_shown)}   "
         f"TF − SymPy {num(autodiff - symbolic, 3)}",
         f"    LaTeX: {latex.gradient_line(partial, traj.problem, values, symbolic)}",
     ]
+
+
+#: Up to this many data rows, an update shows every row's gradient; beyond it, the first
+#: :data:`FIRST_ROWS` and the mean.
+HANDFUL = 6
+FIRST_ROWS = 3
+
+
+def row_lines(
+    partial: Partial, problem: Problem, values: dict[str, float], mean: float
+) -> list[str]:
+    """Return each row's gradient with its numbers substituted, then their mean ([] without data).
+
+    With more than :data:`HANDFUL` rows, the first :data:`FIRST_ROWS` and the mean of all.
+    """
+    from ..numeric import evaluate
+
+    rows = problem.rows
+    if not rows:
+        return []
+    shown = range(rows if rows <= HANDFUL else FIRST_ROWS)
+    lines, results = [], []
+    for i in range(rows):
+        at = {**values, **{name: column[i] for name, column in problem.data.items()}}
+        results.append(float(evaluate(partial.result, at)))
+        if i in shown:
+            value = number(results[-1])
+            digits = checking_digits(partial.result, at, value)
+            lines.append(f"    row {i + 1}: {unicode(partial.result, at, digits)} = {minus(value)}")
+    if rows <= HANDFUL:
+        terms = " + ".join(num(r) if r >= 0 else f"({num(r)})" for r in results)
+        lines.append(f"    mean of the {rows} rows: ({terms})/{rows} = {num(mean)}")
+    else:
+        lines.append(
+            f"    … and {rows - FIRST_ROWS} more rows; the mean of all {rows} is {num(mean)}"
+        )
+    return lines
 
 
 def start_block(traj: Trajectory) -> list[str]:
@@ -358,12 +585,12 @@ def closing(traj: Trajectory) -> list[str]:
     return [*lines, "", summary(traj)]
 
 
-def trajectory(traj: Trajectory, show_derivation: bool = True) -> str:
-    """Return a whole run as plain text: derivation, the closed forms, each update with its
-    numbers substituted, the summary."""
+def trajectory(traj: Trajectory, show_derivation: bool = True, detail: str = "full") -> str:
+    """Return a whole run as plain text: derivation (``brief`` or ``full``), the closed
+    forms, each update with its numbers substituted, the summary."""
     from .stream import RunText
 
-    lines = [derivation(traj.derivation).rstrip("\n")] if show_derivation else []
+    lines = [derivation(traj.derivation, detail).rstrip("\n")] if show_derivation else []
     wrt = tuple(p.symbol for p in traj.derivation.partials)
     run = RunText(traj.derivation)
     lines += ["", descent_heading(traj.problem, wrt), *run.header()]
