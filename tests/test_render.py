@@ -144,3 +144,18 @@ def test_substituted_numbers_check_by_hand_and_both_gradients_share_a_precision(
                 assert _significant(sym) == _significant(tf), line
                 assert (float(tf) - float(sym) > 0) == (float(diff) > 0), line
     assert checked > 10
+
+
+def test_a_wrapped_derivation_line_keeps_its_indentation():
+    # At 70 columns the analysis's sentences wrap; each continuation starts under its
+    # line's text (two spaces in), not at the panel's edge where it reads as a heading.
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=70, color_system=None, force_terminal=False)
+    console.print(terminal.derivation(tutor.derive(tutor.load("seed-w"))))
+    inside = [line[2:-2].rstrip() for line in buffer.getvalue().splitlines()[1:-1]]
+    analysis = inside[inside.index("Convergence (the loss is quadratic in w):") + 1 :]
+    assert analysis[:2] == [
+        "  ∂²L/∂w² = 2x² = 18: positive, so the loss has a unique minimum,",
+        "  the fixed point",
+    ]
+    assert all(line.startswith("  ") for line in analysis if line)

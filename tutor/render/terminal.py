@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.segment import Segment
 from rich.style import Style
@@ -27,12 +28,23 @@ def derivation(deriv: Derivation, detail: str = "full") -> RenderableType:
     body = text.derivation(deriv, detail).split("\n", 1)[1].strip("\n")
     title = Text(f"{deriv.problem.id}: {clean(deriv.problem.title)}", style="bold")
     paragraphs = prose(deriv.problem.summary)
+    parts: list[RenderableType] = []
     if paragraphs:
         # The plain rendering holds the summary as the file wraps it, before the loss.
         body = body[body.index("Loss: ") :]
-        parts: list[RenderableType] = [Text(p + "\n") for p in paragraphs]
-        return Panel(Group(*parts, Text(body)), title=title, title_align="left")
-    return Panel(Text(body), title=title, title_align="left")
+        parts = [Text(p + "\n") for p in paragraphs]
+    return Panel(Group(*parts, indented(body)), title=title, title_align="left")
+
+
+def indented(body: str) -> Group:
+    """Return lines whose wrapped continuations keep the line's own indentation, so that a
+    long line of a nested step still reads as part of that step."""
+    out: list[RenderableType] = []
+    for line in body.split("\n"):
+        rest = line.lstrip(" ")
+        pad = len(line) - len(rest)
+        out.append(Padding(Text(rest), (0, 0, 0, pad)) if pad else Text(rest))
+    return Group(*out)
 
 
 def prose(summary: str) -> list[str]:
