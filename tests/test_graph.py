@@ -64,12 +64,13 @@ def test_seed_w_shows_each_node_value_local_derivative_and_upstream_gradient(run
     upstream = 2 * inner
     status, out, err = run_cli("graph", "seed-w", "--format", "plain")
     assert status == 0, err
-    assert f"(wx − y)²  [n1]  = {inner**2:g}" in out
-    assert f"u = wx − y  [n2]  = {inner:g}" in out
-    assert f"wx  [n3]  = {w * x:g}" in out
-    assert f"∂(u²)/∂u = 2u = {upstream:g};  ∂L/∂u = 1 × ({upstream:g}) = {upstream:g}" in out
-    assert f"∂L/∂(wx) = {upstream:g} × 1 = {upstream:g}   [TF {upstream:g} ✓]" in out
-    assert f"∂L/∂w = {upstream * x:g} from SymPy, {upstream * x:g} from TensorFlow ✓" in out
+    shown = out.replace("−", "-")  # numbers carry a true minus; compared as Python prints them
+    assert f"(wx - y)²  [n1]  = {inner**2:g}" in shown
+    assert f"u = wx - y  [n2]  = {inner:g}" in shown
+    assert f"wx  [n3]  = {w * x:g}" in shown
+    assert f"∂(u²)/∂u = 2u = {upstream:g};  ∂L/∂u = 1 × ({upstream:g}) = {upstream:g}" in shown
+    assert f"∂L/∂(wx) = {upstream:g} × 1 = {upstream:g}   [TF {upstream:g} ✓]" in shown
+    assert f"∂L/∂w = {upstream * x:g} from SymPy, {upstream * x:g} from TensorFlow ✓" in shown
     assert "derivation: ∂L/∂w: chain rule (outer u², inner u = wx − y)" in out
     assert "node n1 with respect to node n2 (u = wx − y)" in out
     assert "agree with SymPy's within the verification error bound" in out
@@ -194,7 +195,8 @@ def test_a_data_problem_shows_one_row_and_the_mean(run_cli):
     assert f"L = (1/{n}) Σᵢ ℓᵢ" in out
     assert f"ℓ₂ = (b + wx − y)²  [n1]  = {residual**2:.4g}" in out
     # Row 2's part of ∂L/∂u is 2u/n.
-    assert f"∂L/∂u = {1 / n:g} × ({2 * residual:.4g}) = {2 * residual / n:.4g}" in out
+    shown = out.replace("−", "-")  # numbers carry a true minus; compared as Python prints them
+    assert f"∂L/∂u = {1 / n:g} × ({2 * residual:.4g}) = {2 * residual / n:.4g}" in shown
     assert f"∂L/∂w over all {n} rows" in out
     graph = build(problem, row=1)
     exact = exact_partial(problem, derive(problem).partial("w").result, graph.values)
@@ -274,8 +276,8 @@ def test_dot_output_parses_back_to_the_same_graph(run_cli, problem_id):
     for node in graph.nodes:
         assert nodes[node.id].splitlines()[0] == node.label
     if problem_id == "seed-w":
-        assert nodes["w"].splitlines()[1:] == ["value 0.5", "∂L/∂· = -27"]
-        assert ("w", "n3", "local x = 3\ngradient -27") in edges
+        assert nodes["w"].splitlines()[1:] == ["value 0.5", "∂L/∂· = −27"]
+        assert ("w", "n3", "local x = 3\ngradient −27") in edges
 
 
 def test_dot_escapes_quotes_and_backslashes():
@@ -353,7 +355,7 @@ def test_step_backprop_adds_the_graph_after_the_run(run_cli):
     assert status == 0
     run, graph = out.split("The backward pass of update 1, node by node:\n")
     assert "Update 1: L = 20.25" in run
-    assert "∂L/∂w = -27 from SymPy, -27 from TensorFlow ✓" in graph
+    assert "∂L/∂w = −27 from SymPy, −27 from TensorFlow ✓" in graph
 
 
 def test_handout_graph_section_holds_the_picture(run_cli, tmp_path):

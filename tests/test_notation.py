@@ -395,3 +395,43 @@ def test_every_shipped_handout_builds_without_overfull_lines_or_missing_characte
         if re.search(r"Overfull \\hbox|Missing character|Unicode character", line)
     ]
     assert bad == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("graph", "seed-w", "--format", "plain"),
+        ("graph", "least-squares", "--format", "plain", "--row", "2"),
+        ("graph", "huber", "--format", "plain"),
+        ("verify", "seed-w", "--examples", "20", "--seed", "2"),
+        ("pitfalls", "integer-dtype", "--format", "plain"),
+        ("pitfalls", "sqrt-at-zero", "--format", "plain"),
+    ],
+    ids=lambda args: "-".join(args[:2]),
+)
+def test_every_command_writes_numbers_with_the_true_minus(run_cli, args):
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    # TensorFlow's own printout (tf.Tensor(-27.0, …)) and the code listed keep Python's text.
+    prose, code = [], False
+    for line in out.splitlines():
+        if line in ("The code", "The fixed code"):
+            code = True
+        elif line and not line.startswith(" "):
+            code = False
+        if not code and "tf.Tensor(" not in line:
+            prose.append(line)
+    _check("\n".join(prose), {**FORBIDDEN, **FORBIDDEN_PLAIN}, " ".join(args))
+
+
+def test_practice_reads_back_numbers_copied_from_its_own_output(run_cli, monkeypatch):
+    # The tutor writes −27 and 0.01·(−27); a student who copies them is understood.
+    import io
+
+    answers = "2*x*(w*x - y)\n−27\n0.5 − 0.01·(−27)\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(answers))
+    status, out, _ = run_cli("practice", "seed-w", "--updates", "1")
+    assert status == 0
+    assert "Correct: ∂L/∂w = −27." in out
+    assert "Correct: w = 0.77." in out
+    assert "Cannot read" not in out

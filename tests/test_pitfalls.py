@@ -199,7 +199,7 @@ def test_sqrt_at_zero_is_nan_abs_is_zero_and_sympy_says_undefined(labs):
         f"grad_abs = {tensor(0.0)}",
     ]
     undefined = {e.label: e for e in lab.expected if e.value is None}
-    assert "grad_root" in undefined and "-3 and 3" in undefined["grad_root"].text
+    assert "grad_root" in undefined and "−3 and 3" in undefined["grad_root"].text
     # The safe form: the subgradient 0 at the kink, x·sign(wx − y) = −3 at w = 0.5.
     assert lab.fixed.lines() == [
         f"grad_root (w = 2.0) = {tensor(0.0)}",
@@ -330,9 +330,9 @@ def test_cli_integer_dtype_plain(run_cli):
         "    TensorFlow warned: The dtype of the watched tensor must be floating "
         "(e.g. tf.float32), got tf.int32\n" in out
     )
-    assert "    grad_w: ∂L/∂w = 2x(wx − y) = 2·3·(1·3 − 6) = -18\n" in out
+    assert "    grad_w: ∂L/∂w = 2x(wx − y) = 2·3·(1·3 − 6) = −18\n" in out
     assert "    grad_w = tf.Tensor(-18.0, shape=(), dtype=float32)\n" in out
-    assert "grad_w: -18 agrees with SymPy's -18" in out
+    assert "grad_w: −18 agrees with SymPy's −18" in out
 
 
 def test_cli_json_has_code_observed_expected_and_fix(run_cli):
@@ -444,7 +444,7 @@ def test_rich_panel_shows_the_same_content_as_plain_text(labs):
     assert "integer-dtype: An integer dtype" in shown
     assert "│ grad_w = None" in shown
     assert "TensorFlow warned: The dtype of the watched tensor must be floating" in shown
-    assert "grad_w: -18 agrees with SymPy's -18" in shown
+    assert "grad_w: −18 agrees with SymPy's −18" in shown
 
 
 def test_listing_is_one_line_per_pitfall_name_then_summary():

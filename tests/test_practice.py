@@ -69,7 +69,7 @@ def test_a_wrong_answer_shows_the_problems_own_point_with_both_values():
     # Exact by hand: 2·3·(0.5·3 − 6) = −27 and 2·(0.5·3 − 6) = −9.
     assert (ce.expected, ce.answer) == (-27.0, -9.0)
     reply = render.reply(Item(derivative_questions(SEED_W)[0]), _judged(judged), SEED_W)
-    assert "at x = 3, y = 6, w = 0.5 your answer gives -9, but ∂L/∂w = -27." in reply
+    assert "at x = 3, y = 6, w = 0.5 your answer gives −9, but ∂L/∂w = −27." in reply
 
 
 def test_unsimplified_but_correct_is_said_so():
@@ -188,7 +188,7 @@ def test_a_wrong_update_shows_the_substituted_formula():
     item, reply = respond(Item(updated), "0.78", SEED_W)
     assert item.verdicts == ("wrong",)
     text = render.reply(item, reply, SEED_W)
-    assert text == "Not quite: w − η·∂L/∂w = 0.5 − 0.01·(-27); work it out to 2 decimals."
+    assert text == "Not quite: w − η·∂L/∂w = 0.5 − 0.01·(−27); work it out to 2 decimals."
 
 
 def test_tolerance_is_half_a_unit_in_the_last_decimal_plus_float32_rounding():

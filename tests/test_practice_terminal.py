@@ -59,7 +59,7 @@ def test_right_first_time_ends_with_a_perfect_summary(session):
 
 def test_wrong_answers_are_named_and_the_question_is_asked_again(session):
     text = _answer(session, "2*(w*x - y)", "Multiply by it.")
-    assert "at x = 3, y = 6, w = 0.5 your answer gives -9, but ∂L/∂w = -27." in text
+    assert "at x = 3, y = 6, w = 0.5 your answer gives −9, but ∂L/∂w = −27." in text
     assert "Missing chain-rule factor x" in text
     session.expect_exact("> ")
     _answer(session, "-2*x*(w*x - y)", "Sign error: your answer is −1 times the derivative.")
@@ -135,10 +135,10 @@ def test_the_first_update_accepts_077_and_refuses_078():
         _answer(child, "2*x*(w*x - y)", "Correct")
         child.expect_exact("Update 1: at x = 3, y = 6, w = 0.5")
         child.expect_exact("> ")
-        _answer(child, "-27", "Correct: ∂L/∂w = -27.")
+        _answer(child, "-27", "Correct: ∂L/∂w = −27.")
         child.expect_exact("> ")
         text = _answer(child, "0.78", "work it out to 2 decimals.")
-        assert "Not quite: w − η·∂L/∂w = 0.5 − 0.01·(-27)" in text
+        assert "Not quite: w − η·∂L/∂w = 0.5 − 0.01·(−27)" in text
         child.expect_exact("> ")
         _answer(child, "0.77", "Correct: w = 0.77.")
         out = _ends(child, 0)

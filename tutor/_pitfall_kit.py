@@ -329,9 +329,10 @@ def _gradient_text(
 
 
 def _pretty(value: float | None) -> str:
+    from ._mathtext import minus
     from ._numbers import number
 
-    return "undefined" if value is None else number(value, 8)
+    return "undefined" if value is None else minus(number(value, 8))
 
 
 def _tape_lines(

@@ -123,6 +123,7 @@ def read_expression(problem: Problem, text: str) -> sympy.Expr:
 def _read(problem: Problem, text: str) -> tuple[sympy.Expr, Node]:
     """Return the answer's SymPy expression and its parsed tree (what was typed)."""
     symbols = {*problem.values, *problem.constants, *problem.data}
+    text = as_typed(text)
     try:
         tree = parse(text, symbols)
         expr = within_time_limit(to_real_sympy, tree, text, what="reading the answer", seconds=2)
@@ -160,12 +161,27 @@ def tree_size(node: Node) -> int:
     return 1
 
 
+def as_typed(text: str) -> str:
+    """Return an answer with the signs the tutor prints read as the operators they are:
+    a true minus (−) as ``-``, a middle dot (·) and × as ``*``, so that a number or
+    formula copied from the tutor's own output reads back.
+
+    >>> as_typed("0.5 − 0.01·(−27)")
+    '0.5 - 0.01*(-27)'
+    """
+    return text.translate(_TYPED)
+
+
+_TYPED = str.maketrans({"−": "-", "·": "*", "×": "*"})
+
+
 def read_number(text: str) -> float:
     """Return the number an answer gives (arithmetic such as ``0.5 - 0.01*(-27)`` allowed).
 
     >>> read_number("0.5 - 0.01*(-27)")
     0.77
     """
+    text = as_typed(text)
     try:
         tree = parse(text, frozenset())
         value = to_real_sympy(tree, text)

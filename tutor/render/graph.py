@@ -15,6 +15,7 @@ from typing import Any
 import sympy
 
 from .._clean import clean
+from .._mathtext import minus
 from .._mathtext import unicode as _m
 from .._numbers import number
 from ..graph import Adjoint, Edge, Graph, GraphNode
@@ -30,13 +31,13 @@ _MARKS = {"pass": "✓", "fail": "✗ DISAGREES"}
 
 
 def _n(value: float | None) -> str:
-    return "?" if value is None else number(value)
+    return "?" if value is None else minus(number(value))
 
 
 def _factor(value: float | None) -> str:
     """A number as a factor of a product: in parentheses when negative."""
     text = _n(value)
-    return f"({text})" if text.startswith("-") else text
+    return f"({text})" if text.startswith("−") else text
 
 
 def _tf(adj: Adjoint | None) -> str:
@@ -50,7 +51,7 @@ def _mark(adj: Adjoint) -> str:
     """✓ within the bound, ✗ beyond it, or the kind of point where the bound does not apply."""
     mark = _MARKS.get(adj.verdict, f"— a {adj.verdict} point, see below")
     if adj.verdict == "fail":
-        mark += f" beyond the bound {adj.tolerance:.3g}"
+        mark += f" beyond the bound {minus(f'{adj.tolerance:.3g}')}"
     return mark
 
 
@@ -109,14 +110,14 @@ def _local(graph: Graph, edge: Edge) -> str:
 def header(graph: Graph) -> list[str]:
     """Return the lines above the graph: what it is, where it is evaluated, how to read it."""
     problem = graph.problem
-    values = ", ".join(f"{k} = {number(v)}" for k, v in graph.values.items())
+    values = ", ".join(f"{k} = {_n(v)}" for k, v in graph.values.items())
     when = f"after {graph.at} update{'s' * (graph.at != 1)}" if graph.at else "at the start"
     lines = [
         f"{problem.id}: the computation graph of L = {_m(problem.loss)}",
         f"at {values} ({when})",
     ]
     if graph.row is not None:
-        row = ", ".join(f"{k} = {number(v[graph.row])}" for k, v in problem.data.items())
+        row = ", ".join(f"{k} = {_n(v[graph.row])}" for k, v in problem.data.items())
         lines.append(
             f"data row {graph.row + 1} of {problem.rows} ({row}); L is the mean of the "
             f"{problem.rows} rows' losses, so every ∂L/∂node below is this row's part"
@@ -534,7 +535,8 @@ def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
 
 
 def _tikz_number(value: float | None) -> str:
-    return _n(value)
+    """Return a number as LaTeX mathematics (E-notation as a power of ten), "?" if unknown."""
+    return "?" if value is None else _latex.tex_number(value)
 
 
 #: Expressions longer than this (as text) are shown in a box by their operation on named inputs.
@@ -595,7 +597,7 @@ def tikz(graph: Graph) -> str:
     for e in graph.edges:
         label = ""
         if e.local is not None and e.passed is not None:
-            shown = _n(e.local_value)
+            shown = _tikz_number(e.local_value)
             if not e.local.is_Number and len(_m(e.local)) <= _SHORT_LABEL // 2:
                 shown = f"{_latex.math(e.local)} = {shown}"
             label = (

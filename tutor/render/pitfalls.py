@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._clean import clean
+from .._mathtext import minus
 from .._numbers import number
 from ..pitfalls import Lab, Outcome, Pitfall
 
@@ -32,14 +33,19 @@ def listing_json(pitfalls: Sequence[Pitfall]) -> str:
     return json.dumps({"pitfalls": items}, ensure_ascii=False) + "\n"
 
 
+def _n(value: float, digits: int) -> str:
+    """Return a number as the text shows it, with a true minus sign."""
+    return minus(number(value, digits))
+
+
 def _point(lab: Lab) -> str:
-    return ", ".join(f"{n} = {number(v, 8)}" for n, v in lab.point.items())
+    return ", ".join(f"{n} = {_n(v, 8)}" for n, v in lab.point.items())
 
 
 def _setting(lab: Lab) -> str:
-    problem = lab.problem
-    loss = f"mean over rows of {problem.loss_text}" if problem.data else problem.loss_text
-    return f"on {problem.id}: L = {clean(loss)} at {_point(lab)}"
+    from .text import loss_line
+
+    return f"on {lab.problem.id}: {loss_line(lab.problem)} at {_point(lab)}"
 
 
 def _wrap(text: str, indent: str = "  ") -> list[str]:
@@ -68,12 +74,12 @@ def _verdicts(lab: Lab) -> list[str]:
         if a.symbolic is None:
             continue
         if a.autodiff is None:
-            lines.append(f"    {a.label}: no number, but SymPy says {number(a.symbolic, 8)}")
+            lines.append(f"    {a.label}: no number, but SymPy says {_n(a.symbolic, 8)}")
             continue
         verdict = "agrees with" if a.agrees else "DIFFERS from"
-        difference, bound = number(a.difference or 0.0, 3), number(a.bound or 0.0, 3)
+        difference, bound = _n(a.difference or 0.0, 3), _n(a.bound or 0.0, 3)
         lines.append(
-            f"    {a.label}: {number(a.autodiff, 8)} {verdict} SymPy's {number(a.symbolic, 8)} "
+            f"    {a.label}: {_n(a.autodiff, 8)} {verdict} SymPy's {_n(a.symbolic, 8)} "
             f"(difference {difference}, rounding bound {bound})"
         )
     for e in lab.expected:

@@ -10,8 +10,8 @@ from typing import Any
 import sympy
 
 from .._clean import clean
-from .._mathtext import unicode
-from .._numbers import exact, number
+from .._mathtext import minus, unicode
+from .._numbers import DIGITS, exact, number
 from ..model import Derivation, Problem, Step
 from ..practice import MISTAKES, Item, Judgement, Question, Reply, score
 from .latex import row_indexed
@@ -35,13 +35,13 @@ def intro(derivation: Derivation, updates: int) -> str:
         known += [
             f"Data, row i = 1…{problem.rows}: "
             + "; ".join(
-                f"{k}ᵢ = {', '.join(number(v) for v in col)}" for k, col in problem.data.items()
+                f"{k}ᵢ = {', '.join(_n(v) for v in col)}" for k, col in problem.data.items()
             )
         ]
     wrt = ", ".join(p.symbol for p in derivation.partials)
     first = "the first update" if updates == 1 else f"the first {updates} updates"
     then = (
-        f"then compute {first} of gradient descent on {wrt} (η = {number(problem.learning_rate)}), "
+        f"then compute {first} of gradient descent on {wrt} (η = {_n(problem.learning_rate)}), "
         f"to {problem.practice_decimals} decimals"
         if updates
         else "no updates to compute"
@@ -79,10 +79,15 @@ def figure(value: float, dtype: str) -> str:
     """Return ``value`` as the shortest text that reads back as the same ``dtype`` number.
 
     >>> figure(0.7699999809265137, "float32"), figure(-27.0, "float32")
-    ('0.77', '-27')
+    ('0.77', '−27')
     """
     text = exact(value, dtype)
-    return text[:-2] if text.endswith(".0") else text
+    return minus(text[:-2] if text.endswith(".0") else text)
+
+
+def _n(value: float, digits: int = DIGITS) -> str:
+    """Return a number as the text shows it, with a true minus sign."""
+    return minus(number(value, digits))
 
 
 def question(q: Question, derivation: Derivation) -> str:
@@ -95,7 +100,7 @@ def question(q: Question, derivation: Derivation) -> str:
     shown = {k: v for k, v in q.values.items() if k in problem.values}
     if q.quantity == "gradient":
         return f"\nUpdate {q.step}: at {_values(shown, problem.dtype)}\n∂L/∂{s} = ?"
-    rate, g = number(q.rate), figure(q.gradient, problem.dtype)
+    rate, g = _n(q.rate), figure(q.gradient, problem.dtype)
     return f"{s} after the update, {s} − η·∂L/∂{s} with η = {rate} and ∂L/∂{s} = {g}: ?"
 
 
@@ -137,9 +142,9 @@ def _judged_derivative(j: Judgement, symbol: str, derivation: Derivation) -> str
     ce = j.counterexample
     if ce is not None:
         where = _values({k: v for k, v in ce.values.items()}, "float64")
-        got = "is not a real number" if ce.answer is None else f"gives {number(ce.answer, 6)}"
+        got = "is not a real number" if ce.answer is None else f"gives {_n(ce.answer, 6)}"
         lines.append(
-            f"Not quite: at {where} your answer {got}, but {label} = {number(ce.expected, 6)}."
+            f"Not quite: at {where} your answer {got}, but {label} = {_n(ce.expected, 6)}."
         )
     else:
         lines.append(
@@ -211,8 +216,8 @@ def _substituted(q: Question, derivation: Derivation) -> str:
 
 def _update_formula(q: Question, problem: Problem) -> str:
     g = figure(q.gradient, problem.dtype)
-    g = f"({g})" if g.startswith("-") else g
-    return f"{figure(q.values[q.symbol], problem.dtype)} − {number(q.rate)}·{g}"
+    g = f"({g})" if g.startswith("−") else g
+    return f"{figure(q.values[q.symbol], problem.dtype)} − {_n(q.rate)}·{g}"
 
 
 def _reveal_number(kind: str, q: Question, derivation: Derivation) -> str:

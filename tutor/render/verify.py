@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from .._mathtext import minus
 from ..verify.precision import gamma, precision
 from ..verify.verdict import PartialReport
 
@@ -80,7 +81,7 @@ def _gamma(k: int) -> str:
 
 def _bound(value: float) -> str:
     """Return a tolerance or an error to four significant digits."""
-    return f"{value:.4g}"
+    return minus(f"{value:.4g}")
 
 
 def _examples(r: PartialReport) -> str:
@@ -116,9 +117,9 @@ def _num(value: float | None) -> str:
     if value is None:
         return "undefined"
     if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.9g}"
+        return minus(str(int(value)))
+    return minus(f"{value:.9g}")
 
 
 def _ratio(value: float) -> str:
-    return f"{value:.3g}"
+    return minus(f"{value:.3g}")
