@@ -295,6 +295,7 @@ FORBIDDEN_LATEX = {
     "multi-letter name as letters": r"(?<![\\\w{])lam\s*w|\\mathscr|\\mathfrak",
     "escaped subscript": r"\\_(?:max|min|\d)",
     "en dash for --": r"(?<![-{])--(?:set|format|steps)",
+    "d beside ∂ (every derivative of a partial is written with ∂)": r"\\frac\{d\}\{d",
 }
 
 #: Losses using each registry function with fractional and symbolic powers.
@@ -435,3 +436,12 @@ def test_practice_reads_back_numbers_copied_from_its_own_output(run_cli, monkeyp
     assert "Correct: ∂L/∂w = −27." in out
     assert "Correct: w = 0.77." in out
     assert "Cannot read" not in out
+
+
+def test_the_handout_chains_the_algebra_and_says_what_each_rule_gives():
+    # logistic's ∂L/∂w: the moves after the rules, each named, one under the other.
+    source = render(_handout("logistic"))
+    moves = re.findall(r"\\text\{(substitute|cancel|expand|collect|factor):\}", source)
+    assert moves[:5] == ["substitute", "cancel", "expand", "collect", "factor"]
+    assert r"\text{so the chain rule gives}" in source
+    assert r"\frac{d}{d" not in source

@@ -750,14 +750,14 @@ def _pieces(expr: sympy.Basic, room: int) -> list[str]:
     terms; anything else stays on one line.
     """
     if _width(expr) <= room or not isinstance(expr, sympy.Add):
-        return [math(expr)]
-    printer = _Printer()
+        return [step_math(expr)]
+    printer = _StepPrinter()
     terms = printer._as_ordered_terms(expr)
     lines: list[str] = []
     current, used = "", 0
     for term in terms:
         negative = bool(term.could_extract_minus_sign())
-        shown = math(-term if negative else term)
+        shown = step_math(-term if negative else term)
         if term.is_Add:
             shown = rf"\left({shown}\right)"
         width = _width(term) + 3
@@ -775,25 +775,44 @@ def fitted_steps(step: Step, depth: int = 0) -> list[str]:
 
     Every line starts at the left (``&``): the rule's name, indented by its
     depth, then the step ``before = after``, broken onto further lines when
-    it is wider than :data:`PAGE_CHARS`.
+    it is wider than :data:`PAGE_CHARS`. As in :func:`step_lines`, a rule whose
+    substeps' results plug into it says what it gives, and the algebra after the
+    rules is one chain of ``= …`` lines, each naming its move.
     """
-    indent = r"\quad " * depth
     rule = rf"\text{{{escape(step.rule)}:}}\quad "
     room = PAGE_CHARS - 2 * depth
-    before, after = _width(step.before), _width(step.after)
-    lines: list[str]
-    if len(step.rule) + before + after + 5 <= room:
-        lines = [rf"&{indent}{rule}{math(step.before)} = {math(step.after)}"]
-    elif len(step.rule) + before + 2 <= room:
-        lines = [rf"&{indent}{rule}{math(step.before)}"]
-        lines += _continued(step.after, depth, room)
-    else:
-        lines = [rf"&{indent}{rule}"]
-        lines += [rf"&{indent}\qquad {p}" for p in _pieces(step.before, room - 4)]
-        lines += _continued(step.after, depth, room)
+    if step.rule == "simplify" and step.substeps:
+        lines = _fitted_line(rule, step.before, None, depth, room)
+        for move in step.substeps:
+            named = rf"\text{{{escape(move.rule)}:}}\quad "
+            lines += _fitted_line(rf"\qquad {named}= ", move.after, None, depth, room - 4)
+        return lines
+    lines = _fitted_line(rule, step.before, step.after, depth, room)
+    if step.gives is not None and step.rule in ("chain", "sum", "product", "quotient"):
+        said = rf"\qquad \text{{so the {escape(step.rule)} rule gives}}\quad "
+        lines += _fitted_line(said, step.gives, None, depth, room - 4)
     for sub in step.substeps:
         lines.extend(fitted_steps(sub, depth + 1))
     return lines
+
+
+def _fitted_line(
+    head: str, before: sympy.Basic, after: sympy.Basic | None, depth: int, room: int
+) -> list[str]:
+    """Return ``head before = after`` (or ``head before``) on as many lines as it needs."""
+    indent = r"\quad " * depth
+    label = len(re.sub(r"\\[a-z]+|[{}]", "", head))
+    width = _width(before) + (0 if after is None else _width(after) + 3)
+    if label + width + 2 <= room:
+        tail = "" if after is None else f" = {step_math(after)}"
+        return [rf"&{indent}{head}{step_math(before)}{tail}"]
+    if label + _width(before) + 2 <= room:
+        lines = [rf"&{indent}{head}{step_math(before)}"]
+    else:  # a long sum: its first terms beside the head, the rest under them
+        first, *rest = _pieces(before, room - label - 2)
+        lines = [rf"&{indent}{head}{first}"]
+        lines += [rf"&{indent}\qquad\phantom{{=}} {p}" for p in rest]
+    return lines + ([] if after is None else _continued(after, depth, room))
 
 
 def _continued(expr: sympy.Basic, depth: int, room: int) -> list[str]:
