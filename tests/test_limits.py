@@ -678,14 +678,15 @@ def test_a_tiny_curvature_is_not_called_linear(run_cli, dtype):
     assert status == 0, err
     assert "linear" not in out and "diverging" not in out
     # ∂²L/∂w² = 2x² and the bound 2/λ = 1/x², computed here with exact integers:
-    # x = 1e-170 as a float is 10⁻¹⁷⁰ to 16 digits, so both show as 2.0e-340 and 1.0e+340.
-    assert "∂²L/∂w² = 2.0e-340" in out
+    # x = 1e-170 as a float is 10⁻¹⁷⁰ to 16 digits, so both show as 2.0e−340 and 1.0e+340
+    # (a true minus in the text's numbers).
+    assert "∂²L/∂w² = 2.0e−340" in out
     assert "below the bound 2/λ_max = 1.0e+340" in out
     # 1 − ηλ = 1 − 0.01·2e-340: the factor rounds to 1 in either dtype.
-    assert "1 − ηλ_min = 1 − 2.0e-342 of the distance, which rounds to 1" in out
+    assert "1 − ηλ_min = 1 − 2.0e−342 of the distance, which rounds to 1" in out
     assert out.splitlines()[-1].startswith("completed: 3 updates")
     if dtype == "float32":
-        assert "x = 1e-170 is below float32's smallest normal number" in out
+        assert "x = 1e−170 is below float32's smallest normal number" in out
 
 
 def test_a_huge_curvature_names_the_bound_no_dtype_can_meet(run_cli):

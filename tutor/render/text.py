@@ -18,7 +18,7 @@ from ..steps import held_fixed
 from . import latex
 
 #: A minus sign before a number in prose (ASCII in the text the analysis writes).
-_NUMBER_MINUS = re.compile(r"(?<![\w.=])-(?=\d|inf\b)")
+_NUMBER_MINUS = re.compile(r"(?<![\w.=])-(?=\d|inf\b)|(?<=\d[eE])-(?=\d)")
 
 
 def seed_line(update: Update, wrt: tuple[str, ...]) -> str:
@@ -55,7 +55,11 @@ def num(value: float, digits: int = DIGITS) -> str:
 
 
 def prose(text: str) -> str:
-    """Return a sentence with a true minus sign before each number in it (w = −1.6)."""
+    """Return a sentence with a true minus sign in each number in it (w = −1.6, 2e−340).
+
+    >>> prose("w = -1.6, ∂²L/∂w² = 2.0e-340, a--b")
+    'w = −1.6, ∂²L/∂w² = 2.0e−340, a--b'
+    """
     return _NUMBER_MINUS.sub("−", text)
 
 
