@@ -627,4 +627,11 @@ def latex(graph: Graph) -> str:
         legend += (
             " A tick: TensorFlow's tape gives the same gradient within the verification bound."
         )
-    return "\n".join([r"\begin{center}", tikz(graph), r"\end{center}", legend, ""])
+    # A wide graph is scaled down to the line (only then): its boxes stay legible, and the
+    # picture never runs into the margin.
+    fitted = (
+        "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
+        + tikz(graph)
+        + "%\n}"
+    )
+    return "\n".join([r"\begin{center}", fitted, r"\end{center}", legend, ""])
