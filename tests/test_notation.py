@@ -447,3 +447,18 @@ def test_the_handout_chains_the_algebra_and_says_what_each_rule_gives():
     assert moves[:5] == ["substitute", "cancel", "expand", "collect", "factor"]
     assert r"\text{so the chain rule gives}" in source
     assert r"\frac{d}{d" not in source
+
+
+def test_practice_hints_write_partial_derivatives_with_the_partial_sign():
+    from tutor.render.practice import hint_text
+
+    partial = derive(load("logistic")).partial("w")
+
+    def every(steps):
+        for step in steps:
+            yield step
+            yield from every(step.substeps)
+
+    hints = [hint_text(step, "w") for step in every(partial.steps)]
+    assert any("chain rule, ∂/∂w f(" in h for h in hints)
+    assert not any(re.search(r"\bd/d[a-z]|\bd[a-z]/d[a-z]\b", h) for h in hints), hints

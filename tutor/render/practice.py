@@ -258,7 +258,7 @@ def hint_text(step: Step, symbol: str) -> str:
     >>> from tutor.derivation import derive
     >>> partial = derive(load("seed-w")).partial("w")
     >>> print(hint_text(partial.steps[0], "w"))
-    The outer function is a square, u² with u = wx − y: use the chain rule, d/dw f(u) = f′(u)·du/dw.
+    The outer function is a square, u² with u = wx − y: use the chain rule, ∂/∂w f(u) = f′(u)·∂u/∂w.
     """
     before = step.before
     target = unicode(before.expr) if isinstance(before, sympy.Derivative) else unicode(before)
@@ -269,21 +269,21 @@ def hint_text(step: Step, symbol: str) -> str:
         f = outer.expr if isinstance(outer, sympy.Derivative) else outer
         return (
             f"The outer function is {_describe(f, u)}, {unicode(f)} with {u} = {unicode(inner)}: "
-            f"use the chain rule, d/d{symbol} f({u}) = f′({u})·d{u}/d{symbol}."
+            f"use the chain rule, ∂/∂{symbol} f({u}) = f′({u})·∂{u}/∂{symbol}."
         )
     s = symbol
     phrases = {
         "sum": f"{target} is a sum: differentiate it term by term (sum rule).",
         "held constant": f"{target} does not depend on {s}: hold it constant; its derivative is 0.",
         "constant": f"{target} is a number: its derivative is 0.",
-        "variable": f"d{s}/d{s} = 1.",
+        "variable": f"∂{s}/∂{s} = 1.",
         "constant multiple": (
             f"In {target}, a factor does not depend on {s}: keep it in front "
             "(constant multiple rule)."
         ),
         "product": f"{target} is a product: use the product rule, (fg)′ = f′g + fg′.",
         "quotient": f"{target} is a quotient: use the quotient rule, (f/g)′ = (f′g − fg′)/g².",
-        "power": f"{target} is a power: use the power rule, d/dv vⁿ = n·vⁿ⁻¹.",
+        "power": f"{target} is a power: use the power rule, ∂/∂v vⁿ = n·vⁿ⁻¹.",
         "simplify": (
             "Put the pieces together and simplify: multiply out the numbers, factor what is common."
         ),
