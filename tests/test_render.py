@@ -151,7 +151,7 @@ def test_a_wrapped_derivation_line_keeps_its_indentation():
     # line's text (two spaces in), not at the panel's edge where it reads as a heading.
     buffer = io.StringIO()
     console = Console(file=buffer, width=70, color_system=None, force_terminal=False)
-    console.print(terminal.derivation(tutor.derive(tutor.load("seed-w"))))
+    console.print(terminal.derivation(tutor.derive(tutor.load("seed-w")), latex_below=False))
     inside = [line[2:-2].rstrip() for line in buffer.getvalue().splitlines()[1:-1]]
     analysis = inside[inside.index("Convergence (the loss is quadratic in w):") + 1 :]
     assert analysis[:2] == [
@@ -159,3 +159,18 @@ def test_a_wrapped_derivation_line_keeps_its_indentation():
         "  the fixed point",
     ]
     assert all(line.startswith("  ") for line in analysis if line)
+
+
+def test_shown_in_rich_the_closed_forms_latex_lines_are_whole_below_the_panel():
+    # At 60 columns the LaTeX of ridge's ∂L/∂w is wider than a panel: it is printed after
+    # the panel on one line (the terminal soft-wraps it), so a copy gives the formula whole.
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=60, color_system=None, force_terminal=False)
+    console.print(terminal.derivation(tutor.derive(tutor.load("ridge"))), crop=False)
+    lines = buffer.getvalue().splitlines()
+    latex = (
+        r"LaTeX: \frac{\partial L}{\partial w} = "
+        r"2 \left(\lambda w + x \left(w x - y\right)\right)"
+    )
+    assert lines[-1] == latex
+    assert not any("LaTeX" in line for line in lines[:-1])

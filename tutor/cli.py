@@ -455,7 +455,8 @@ def step(
     # for long stretches as it loads its libraries, which made printing 20× slower.
     # The code of --show-code comes after the derivation it turns into TensorFlow.
     if fmt == "rich":
-        _print_rich(terminal.derivation(derivation, detail))
+        # The closed forms' LaTeX is printed above the updates: not twice.
+        _print_rich(terminal.derivation(derivation, detail, latex_below=False))
         if code:
             _print_rich(terminal.code_panel(code))
     elif fmt == "plain":

@@ -19,13 +19,19 @@ from ..model import Derivation, Trajectory, Update
 from . import text
 
 
-def derivation(deriv: Derivation, detail: str = "full") -> RenderableType:
+def derivation(deriv: Derivation, detail: str = "full", latex_below: bool = True) -> RenderableType:
     """Return the derivation in a panel titled with the problem (no markup is interpreted).
 
     The summary's paragraphs are re-flowed to the panel's width: a file's
-    summary is hard-wrapped for the file, not for the terminal.
+    summary is hard-wrapped for the file, not for the terminal. The closed forms'
+    LaTeX lines go below the panel, unwrapped, so that a copy from the terminal
+    gives each formula whole (``latex_below=False`` leaves them out, for a run
+    that prints them above its updates).
     """
     body = text.derivation(deriv, detail).split("\n", 1)[1].strip("\n")
+    kept = body.split("\n")
+    latex = [line.strip() for line in kept if line.lstrip().startswith("LaTeX:")]
+    body = "\n".join(line for line in kept if not line.lstrip().startswith("LaTeX:"))
     title = Text(f"{deriv.problem.id}: {clean(deriv.problem.title)}", style="bold")
     paragraphs = prose(deriv.problem.summary)
     parts: list[RenderableType] = []
@@ -33,7 +39,10 @@ def derivation(deriv: Derivation, detail: str = "full") -> RenderableType:
         # The plain rendering holds the summary as the file wraps it, before the loss.
         body = body[body.index("Loss: ") :]
         parts = [Text(p + "\n") for p in paragraphs]
-    return Panel(Group(*parts, indented(body)), title=title, title_align="left")
+    panel = Panel(Group(*parts, indented(body)), title=title, title_align="left")
+    if not latex or not latex_below:
+        return panel
+    return Group(panel, lines(latex))
 
 
 def indented(body: str) -> Group:
@@ -167,7 +176,9 @@ def trajectory(
     update's numbers substituted, a table, the summary."""
     from .stream import RunText
 
-    parts: list[RenderableType] = [derivation(traj.derivation, detail)] if show_derivation else []
+    parts: list[RenderableType] = (
+        [derivation(traj.derivation, detail, latex_below=False)] if show_derivation else []
+    )
     run = RunText(traj.derivation)
     wrt = tuple(p.symbol for p in traj.derivation.partials)
     parts.append(lines([text.descent_heading(traj.problem, wrt), *run.header()]))
