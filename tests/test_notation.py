@@ -43,7 +43,8 @@ def problem_text(loss: str, **extra: float) -> str:
 FORMS = [
     # (expression, plain, LaTeX)
     (w**w, "w^w", "w^{w}"),
-    ((w - 8) ** Rational(1, 3), "∛(w − 8)", r"\sqrt[3]{w - 8}"),
+    # A power 1/3, as written: ∛ would promise the real cube root of a negative base.
+    ((w - 8) ** Rational(1, 3), "(w − 8)^(1/3)", r"\left(w - 8\right)^{1/3}"),
     (w ** Rational(5, 2), "w^(5/2)", "w^{5/2}"),
     (sqrt(w), "√w", r"\sqrt{w}"),
     (1 / sqrt(w * x), "1/√(wx)", r"\frac{1}{\sqrt{w x}}"),
@@ -135,7 +136,7 @@ def test_ridge_writes_lambda_in_plain_latex_and_the_handout():
         (
             "w**2.5 + (w - 8)**(1/3)",
             "w^2.5 + (w − 8)^(1/3)",
-            r"w^{2.5} + \left(w - 8\right)^{\frac{1}{3}}",
+            r"w^{2.5} + \left(w - 8\right)^{1/3}",
         ),
         ("-(w - x)*2", "−(w − x)·2", r"-\left(w - x\right) \cdot 2"),
     ],
@@ -462,3 +463,19 @@ def test_practice_hints_write_partial_derivatives_with_the_partial_sign():
     hints = [hint_text(step, "w") for step in every(partial.steps)]
     assert any("chain rule, ∂/∂w f(" in h for h in hints)
     assert not any(re.search(r"\bd/d[a-z]|\bd[a-z]/d[a-z]\b", h) for h in hints), hints
+
+
+def test_a_subscripted_name_is_written_one_way_in_every_sentence(run_cli, tmp_path):
+    # w1 and lam_max are w₁ and λ_max in the steps, the brief chain line and the analysis.
+    path = tmp_path / "names.toml"
+    path.write_text(
+        'title = "names"\nloss = "abs(w1 - lam_max) + rate*w1**2"\n'
+        "[values]\nw1 = 0.5\nlam_max = 2.0\nrate = 0.3\n"
+        '[descent]\nwrt = ["w1"]\nlearning_rate = 0.01\nsteps = 3\n'
+    )
+    for detail in ("brief", "full"):
+        status, out, _ = run_cli("show", str(path), "--format", "plain", "--detail", detail)
+        assert status == 0
+        prose = "\n".join(_plain_lines(out))
+        assert re.search(r"\bw1\b|\blam_max\b", prose) is None, prose
+    assert "·∂u/∂w₁ = " in run_cli("show", str(path), "--format", "plain", "--detail", "brief")[1]

@@ -256,8 +256,6 @@ class _Printer(StrPrinter):
             return "1/" + self.parenthesize(sympy.Pow(base, -exp), PRECEDENCE["Mul"])
         if exp is sympy.S.Half:
             return "√" + self._raised(base)
-        if exp == sympy.Rational(1, 3):
-            return "∛" + self._raised(base)
         if exp.is_Integer and isinstance(base, sympy.Function):
             name = getattr(base.func, "__name__", "")
             if name in _POWER_ON_NAME:
@@ -325,13 +323,13 @@ def unicode(
     >>> unicode(2*x*(w*x - y), {"w": 0.5, "x": 3.0, "y": -6.0})
     '2·3·(0.5·3 − (−6))'
     >>> unicode(w**w*x + (w - 8)**sympy.Rational(1, 3) + sympy.Abs(w)**sympy.Rational(5, 2))
-    'w^w·x + ∛(w − 8) + |w|^(5/2)'
+    'w^w·x + (w − 8)^(1/3) + |w|^(5/2)'
     """
     return _juxtapose(_Printer(values, digits).doprint(expr), always_dot=bool(values))
 
 
 #: Tokens after which the next group is raised (an exponent) or under a root sign.
-_RAISING = {"^", "√", "∛"}
+_RAISING = {"^", "√"}
 
 
 def _raised_ends(tokens: list[str]) -> set[int]:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from ._mathtext import unicode
+from ._mathtext import plain_name, unicode
 from ._numbers import number
 from .model import Problem
 from .numeric import UnsupportedExpression, evaluate
@@ -209,8 +209,8 @@ def analyse(problem: Problem, wrt: tuple[str, ...] | None = None) -> Analysis:
     if not (np.all(np.isfinite(h)) and np.all(np.isfinite(b))):
         return Analysis(
             applies=False,
-            reason=f"the loss is quadratic in {', '.join(names)}, but its coefficients are "
-            "not finite at these values, so there is no fixed point to give",
+            reason=f"the loss is quadratic in {', '.join(map(plain_name, names))}, but its "
+            "coefficients are not finite at these values, so there is no fixed point to give",
             hessian=hessian,
         )
     return _quadratic(problem, names, params, hessian, h, b, gradient)
@@ -284,7 +284,7 @@ def _quadratic(
     nominal = problem.learning_rate
     common: dict[str, Any] = {
         "applies": True,
-        "reason": f"the loss is quadratic in {', '.join(names)}",
+        "reason": f"the loss is quadratic in {', '.join(map(plain_name, names))}",
         "hessian": hessian,
         "eigenvalues": tuple(float(v) + 0.0 for v in eig),
         "kind": kind,
@@ -322,7 +322,7 @@ def _quadratic(
 
 
 def _linear_reason(names: tuple[str, ...], b: np.ndarray) -> str:
-    what = f"the loss is linear in {', '.join(names)}"
+    what = f"the loss is linear in {', '.join(map(plain_name, names))}"
     if not np.any(b):
         return f"{what} and its gradient is 0: it is constant, and descent stays where it starts"
     return f"{what}: it has no minimum for descent to converge to (its gradient never vanishes)"
@@ -450,7 +450,8 @@ def _local(problem: Problem, names: tuple[str, ...], hessian: sympy.Matrix) -> A
     start = curvature(problem, names, hessian, problem.values)
     return Analysis(
         applies=False,
-        reason=f"the loss is not quadratic in {', '.join(names)}, so there is no closed form",
+        reason=f"the loss is not quadratic in {', '.join(map(plain_name, names))}, "
+        "so there is no closed form",
         hessian=hessian,
         start=start,
         eigenvalues=start.eigenvalues,
@@ -650,7 +651,7 @@ def describe_curvature(c: Curvature, names: tuple[str, ...]) -> str:
     if not c.eigenvalues:
         return "not finite there"
     shown = ", ".join(number(v) for v in c.eigenvalues)
-    what = f"∂²L/∂{names[0]}² =" if len(names) == 1 else "eigenvalues of the Hessian"
+    what = f"∂²L/∂{plain_name(names[0])}² =" if len(names) == 1 else "eigenvalues of the Hessian"
     meaning = {
         POSITIVE_DEFINITE: "positive: locally convex",
         POSITIVE_SEMIDEFINITE: "positive semidefinite: locally convex, flat in some direction",
@@ -774,9 +775,9 @@ def _beyond_range(
     kind = classify(spectrum.values)
     eigenvalues = [mpmath.mpf(float(v)) * scale for v in spectrum.values]
     eta = mpmath.mpf(run_rate(problem))
-    what = f"the loss is quadratic in {', '.join(names)}"
+    what = f"the loss is quadratic in {', '.join(map(plain_name, names))}"
     if n == 1:
-        curvature_text = f"∂²L/∂{names[0]}² = {_shown(h[0][0])}"
+        curvature_text = f"∂²L/∂{plain_name(names[0])}² = {_shown(h[0][0])}"
     else:
         curvature_text = f"the Hessian's eigenvalues {', '.join(_shown(v) for v in eigenvalues)}"
     reason = (

@@ -107,8 +107,10 @@ def descend(
         autodiff=start_grad,
     )
     names = tuple(problem.values)
-    given = "the 1 update" if problem.steps == 1 else f"all {problem.steps} updates"
-    status, reason = "completed", f"ran {given} it was given"
+    given = {0: "no update: none was asked for", 1: "the 1 update it was given"}.get(
+        problem.steps, f"all {problem.steps} updates it was given"
+    )
+    status, reason = "completed", f"ran {given}"
     kept: list[Columns] = []
     taken = 0
     # Closed on the way out, so that a backend computing ahead stops at once.

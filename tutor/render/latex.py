@@ -253,6 +253,18 @@ class _Printer(LatexPrinter):
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         super().__init__({"fold_frac_powers": True, **(settings or {})})
 
+    def _print_Pow(self, expr: sympy.Pow) -> str:
+        # A cube root is a power 1/3, as the loss writes it: the principal root, which
+        # ∛'s real cube root is not for a negative base.
+        if expr.exp != sympy.Rational(1, 3):
+            return str(super()._print_Pow(expr))
+        roots = self._settings["root_notation"]
+        self._settings["root_notation"] = False
+        try:
+            return str(super()._print_Pow(expr))
+        finally:
+            self._settings["root_notation"] = roots
+
     def _as_ordered_terms(self, expr: sympy.Expr, order: str | None = None) -> list[sympy.Expr]:
         terms = super()._as_ordered_terms(expr, order)
         return positive_first(terms) if isinstance(expr, sympy.Add) else terms
@@ -704,6 +716,14 @@ def _tex(node: Node, outer: int, indexed: frozenset[str]) -> str:
 def _tex_power(node: Binary, indexed: frozenset[str]) -> str:
     base, exponent = node.left, node.right
     raised = _tex(exponent, 0, indexed)
+    if (
+        isinstance(exponent, Binary)
+        and exponent.op == "/"
+        and isinstance(exponent.left, Num)
+        and isinstance(exponent.right, Num)
+    ):
+        # A fraction in an exponent is written on one line, as the steps write it: w^{1/3}.
+        raised = f"{_tex(exponent.left, 0, indexed)}/{_tex(exponent.right, 0, indexed)}"
     if isinstance(base, Call) and base.func in _NAMED_POWER:
         inner = ", ".join(_tex(a, 0, indexed) for a in base.args)
         return rf"\{base.func}^{{{raised}}}\left({inner}\right)"

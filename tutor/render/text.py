@@ -182,7 +182,8 @@ class _Brief:
         self.seen.add(step.before)
         if step.rule == "mean over rows":
             self.lines.append(
-                f"{pad}[mean over rows] the mean of each row's ∂/∂{self.symbol}; one row:"
+                f"{pad}[mean over rows] the mean of each row's "
+                f"∂/∂{plain_name(self.symbol)}; one row:"
             )
         elif step.rule == "simplify":
             for move in step.substeps or (step,):
@@ -216,7 +217,7 @@ class _Brief:
         local = unicode(outer.after)
         local = f"({local})" if isinstance(outer.after, sympy.Add) else local
         before = self.named(unicode(step.before))
-        return f"[chain] {before} = {local}·∂{u}/∂{self.symbol} = {result}"
+        return f"[chain] {before} = {local}·∂{u}/∂{plain_name(self.symbol)} = {result}"
 
 
 #: The order names are handed out in (tutor.steps), for saying them innermost first.
