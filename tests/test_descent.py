@@ -222,3 +222,16 @@ def test_overridden_values_are_named_wherever_the_run_is_shown(run_cli):
     assert summary["overridden"] == {}
     _, out, _ = run_cli("step", "ridge", "--format", "plain")
     assert "overridden" not in out
+
+
+def test_a_nan_is_not_called_an_overflow(run_cli, tmp_path):
+    # (w − 8)^(1/3) at w = 1 is the principal root of −7: TensorFlow gives nan, not inf.
+    path = tmp_path / "root.toml"
+    path.write_text(
+        'title = "root"\nloss = "(w - 8)**(1/3) + w**2"\n[values]\nw = 1.0\n'
+        '[descent]\nwrt = ["w"]\nlearning_rate = 0.01\nsteps = 3\n'
+    )
+    status, out, err = run_cli("step", str(path), "--format", "plain")
+    assert status == 1
+    assert "overflowed" not in out + err
+    assert "at update 1 the loss is nan, not a number" in err

@@ -28,6 +28,7 @@ that it is not defined there (at a kink).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -508,7 +509,7 @@ def curvature(
         with np.errstate(all="ignore"):
             h = np.array(
                 [
-                    [float(np.mean(evaluate(smooth[i, j], env))) for j in range(len(names))]
+                    [_real(np.mean(evaluate(smooth[i, j], env))) for j in range(len(names))]
                     for i in range(len(names))
                 ]
             )
@@ -522,6 +523,13 @@ def curvature(
         kind=classify(spectrum.values),
         kinks=kinks,
     )
+
+
+def _real(value: Any) -> float:
+    """Return a number as a float; nan when it is complex (a fractional power of a negative
+    number): the curvature there is not a real number, and its real part would mislead."""
+    number = complex(value)
+    return number.real if number.imag == 0 else math.nan
 
 
 def _equation(lhs: sympy.Expr, rhs: sympy.Expr) -> str:

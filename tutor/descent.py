@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ._mathtext import plain_name
 from .analysis import curvature, status_reason
 from .model import Columns, Derivation, Point, Problem, Trajectory
 from .numeric import evaluate
@@ -200,14 +201,22 @@ def _stop(derivation: Derivation, columns: Columns, taken: int) -> tuple[int, st
 def _non_finite(columns: Columns, row: int) -> str:
     loss = float(columns.loss[row])
     if not math.isfinite(loss):
-        return f"the loss overflowed to {loss}"
+        return f"the loss {_went(loss)}"
     for name, value in zip(columns.wrt, columns.autodiff[row].tolist(), strict=True):
         if not math.isfinite(value):
-            return f"the gradient ∂L/∂{name} overflowed to {value}"
+            return f"the gradient ∂L/∂{plain_name(name)} {_went(value)}"
     for name, value in zip(columns.wrt, columns.updated[row].tolist(), strict=True):
         if not math.isfinite(value):
-            return f"{name} overflowed to {value}"
+            return f"{plain_name(name)} {_went(value)}"
     return ""
+
+
+def _went(value: float) -> str:
+    """Say how a number stopped being finite: an overflow gives ±inf; nan is no number at all
+    (a log or a fractional power of a negative number, 0/0, inf − inf)."""
+    if math.isnan(value):
+        return "is nan, not a number: a log or a fractional power of a negative number gives it"
+    return f"overflowed to {value}"
 
 
 def _bound_note(derivation: Derivation) -> str:

@@ -121,6 +121,10 @@ def _power(e: sympy.Pow, env: Mapping[str, Any], b: _Backend) -> Any:
         if b is _NUMPY:
             return np.power(np.asarray(base, dtype=np.float64), float(n))
         return base**n
+    if b is _NUMPY:
+        # NumPy's power is nan for a negative base and a fractional exponent, as TensorFlow
+        # is; Python's ** on a float would give a complex number.
+        return np.power(np.asarray(base, dtype=np.float64), _walk(exp, env, b))
     return base ** _walk(exp, env, b)
 
 
