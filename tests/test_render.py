@@ -174,3 +174,31 @@ def test_shown_in_rich_the_closed_forms_latex_lines_are_whole_below_the_panel():
     )
     assert lines[-1] == latex
     assert not any("LaTeX" in line for line in lines[:-1])
+
+
+def test_a_narrow_table_folds_its_numbers_and_never_cuts_them(backend):
+    # Two partials' columns at 60 columns are too wide: rich's default would end each cell
+    # in "…", dropping the exponent; folded, every digit and exponent stays.
+    problem = dataclasses.replace(tutor.load("least-squares"), steps=1)
+    traj = tutor.descend(tutor.derive(problem), backend)
+    u = Update(
+        1,
+        {"w": 0.5, "b": 0.25},
+        1.5,
+        {"w": 1.0000273e-07, "b": -9.4739214e-05},
+        {"w": 8.1956e-08, "b": -1.0430812e-05},
+        {"w": 0.49, "b": 0.24},
+    )
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=60, color_system=None, force_terminal=False)
+    console.print(terminal.table(traj, [u]), crop=False)
+    narrow = buffer.getvalue()
+    assert "…" not in narrow and "SymPy" not in narrow  # the gradients are in the updates
+    assert "0.49" in narrow and "0.24" in narrow
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=140, color_system=None, force_terminal=False)
+    console.print(terminal.table(traj, [u]), crop=False)
+    wide = buffer.getvalue()
+    assert "…" not in wide
+    for pair in ("1.000027e−07", "8.195600e−08", "−9.473921e−05", "−1.043081e−05"):
+        assert pair in wide  # as side_by_side writes each pair

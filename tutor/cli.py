@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import os
 import signal
@@ -125,7 +126,7 @@ def _error(text: str) -> None:
     line = " ".join(clean(text).split())
     if len(line) > MAX_MESSAGE:
         line = line[: MAX_MESSAGE - 1] + "…"
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: stderr closed
         click.echo(line, err=True)
 
 
@@ -932,9 +933,9 @@ def notebook_command(problem: str, output: str, variables: str | None) -> None:
     from .problem import resolve
 
     target = Path(output)
-    if target.suffix != ".ipynb" or target.is_dir():
+    if target.suffix != ".ipynb":
         raise UsageError(f"-o {target}: give the name of a file ending in .ipynb")
-    check_target(target)
+    check_target(target)  # a folder, a link, a name too long: each refused with its reason
     loaded = _apply_overrides(load(problem), (), None, None, {}, variables, None)
     source = resolve(problem).read_text(encoding="utf-8")
     from .render.notebook import _nbformat
@@ -1512,6 +1513,30 @@ def pitfalls(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 bad input, 3 tool)."""
+    if sys.stdout is None:  # started with standard output closed ('>&-')
+        _error("tutor: error: standard output is closed; give the command somewhere to write")
+        return 2
+    try:
+        return _main(argv)
+    except _OutputFailed as exc:  # help or a usage message that could not be written
+        _error(
+            f"tutor: error: cannot write to standard output: {exc}; free space or fix the target"
+        )
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT):
+            raise
+        why = exc.strerror or str(exc)
+        _error(
+            f"tutor: error: cannot write to standard output: {why}; free space or fix the target"
+        )
+        return 2
+
+
+_FREE = "free space or fix the target"
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         with _terminable(), budget():

@@ -110,8 +110,16 @@ def shipped_ids() -> list[str]:
 def resolve(spec: str) -> Path:
     """Return the file ``spec`` names: a path when it exists or ends in .toml, else a shipped id."""
     path = Path(spec)
-    if path.exists() or spec.endswith(".toml"):
-        if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name longer than the file system allows, and its kin
+        raise ProblemError(
+            f"cannot use this path: {exc.strerror or exc}; give a shorter path or a shipped "
+            "problem id (see 'tutor list')",
+            path=spec[:80] + ("…" if len(spec) > 80 else ""),
+        ) from None
+    if exists or spec.endswith(".toml"):
+        if not exists:
             raise ProblemError(
                 "no such file; check the path, or give a shipped problem id (see 'tutor list')",
                 path=spec,

@@ -133,24 +133,48 @@ _BOLD = Style(bold=True)
 _DIM = Style(dim=True)
 
 
-def table(traj: Trajectory, shown: Sequence[Update]) -> Table:
-    """Return a table of the ``shown`` updates of a run, one row each."""
+def table(traj: Trajectory, shown: Sequence[Update]) -> RenderableType:
+    """Return a table of the ``shown`` updates of a run, one row each.
+
+    On a screen too narrow for every column, the gradients' columns are left out
+    (each update above shows them); a number is never cut short."""
+    return _Fitted(_table(traj, shown, gradients=True), _table(traj, shown, gradients=False))
+
+
+class _Fitted:
+    """The full table when the screen is wide enough for it, else the narrow one."""
+
+    def __init__(self, full: Table, narrow: Table) -> None:
+        self.full, self.narrow = full, narrow
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.measure import Measurement
+
+        # Measured as if the screen had no edge: rich would otherwise squeeze the columns.
+        wide = Measurement.get(console, options.update(max_width=10_000), self.full).maximum
+        yield self.full if wide <= options.max_width else self.narrow
+
+
+def _table(traj: Trajectory, shown: Sequence[Update], gradients: bool) -> Table:
     table = Table(title="Updates", title_justify="left", show_edge=False)
-    table.add_column("k", justify="right")
-    table.add_column("loss", justify="right")
+    # Folded rather than cut: rich's default ellipsis would drop a number's exponent.
+    table.add_column("k", justify="right", overflow="fold")
+    table.add_column("loss", justify="right", overflow="fold")
     for p in traj.derivation.partials:
         s = plain_name(p.symbol)
-        table.add_column(s, justify="right")
-        table.add_column(f"∂L/∂{s} SymPy", justify="right")
-        table.add_column(f"∂L/∂{s} TF", justify="right")
-        table.add_column(f"{s} after", justify="right", style="bold")
+        table.add_column(s, justify="right", overflow="fold")
+        if gradients:
+            table.add_column(f"∂L/∂{s} SymPy", justify="right", overflow="fold")
+            table.add_column(f"∂L/∂{s} TF", justify="right", overflow="fold")
+        table.add_column(f"{s} after", justify="right", style="bold", overflow="fold")
     for u in shown:
         row = [str(u.step), text.num(u.loss)]
         for p in traj.derivation.partials:
             s = p.symbol
+            both = side_by_side(u.symbolic[s], u.autodiff[s], traj.problem.dtype)
             row += [
                 minus(f"{u.values[s]:.2f}"),
-                *map(minus, side_by_side(u.symbolic[s], u.autodiff[s], traj.problem.dtype)),
+                *(map(minus, both) if gradients else ()),
                 minus(f"{u.updated[s]:.2f}"),
             ]
         table.add_row(*row)
