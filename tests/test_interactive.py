@@ -79,3 +79,16 @@ def test_q_and_enter_typed_at_once_quit_with_status_zero(session):
     session.close()
     assert session.exitstatus == 0
     assert "Update 2:" not in session.before
+
+
+def test_ctrl_c_at_the_prompt_says_how_far_it_got_and_exits_130(session):
+    session.expect(r"\[Enter\] next update")
+    session.send("\r")
+    session.expect(r"Update 2: ")
+    session.expect(r"\[Enter\] next update")
+    session.sendintr()
+    session.expect(r"interrupted after update 2 of 5 \(stopped by Ctrl-C\)")
+    session.expect(r"completed: 5 updates")
+    session.expect(pexpect.EOF)
+    session.close()
+    assert session.exitstatus == 130

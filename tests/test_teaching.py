@@ -166,3 +166,17 @@ def test_sums_take_their_terms_in_the_order_of_the_formula(run_cli):
     assert "  [sum] term by term: ∂/∂w[(wx − y)²] + λ·∂/∂w[w²]" in lines_of(brief)
     partial = tutor.derive(tutor.load("ridge")).partial("w")
     assert [sub.rule for sub in partial.steps[0].substeps] == ["chain", "constant multiple"]
+
+
+def test_the_mean_of_the_rows_adds_up_by_hand_even_when_they_cancel():
+    # Near logistic's minimum the rows' gradients cancel to 1e−7: at four digits each, the
+    # terms would add up to about 1e−5. Their printed digits must give the printed mean.
+    from tutor.render.text import mean_line
+
+    results = [0.01120012283, 0.05671889123, -0.5762240553, 0.6288679618, -0.100049596]
+    results.append(-sum(results) + 6e-7)
+    mean = sum(results) / 6
+    line = mean_line(results, mean).replace("−", "-")
+    inside, shown = re.fullmatch(r"\s*mean of the 6 rows: \((.*)\)/6 = (\S+)", line).groups()
+    terms = [float(t.strip("()")) for t in inside.split(" + ")]
+    assert f"{sum(terms) / 6:.4g}" == f"{float(shown):.4g}" == f"{mean:.4g}"

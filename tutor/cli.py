@@ -968,7 +968,12 @@ def _step_through(traj: Any, rich: bool) -> None:
         show(terminal.updates(block) if rich else "\n" + block[0].rstrip("\n"))
         if run_all or index == traj.steps - 1:
             continue
-        key = _ask()
+        try:
+            key = _ask()
+        except (click.Abort, KeyboardInterrupt):  # Ctrl-C at the prompt
+            _write(f"\ninterrupted after update {index + 1} of {traj.steps} (stopped by Ctrl-C)\n")
+            _write(text.summary(traj) + "\n")
+            sys.exit(130)
         if key == "q":
             _write("Stopped.\n")
             return

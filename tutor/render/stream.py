@@ -253,7 +253,7 @@ class RunText:
     def _rows(self, p: _PartialText, columns: Columns) -> list[str]:
         """Return, per update, the lines of each data row's gradient and their mean, as
         :func:`tutor.render.text.row_lines` writes them."""
-        from .text import FIRST_ROWS, HANDFUL, num
+        from .text import FIRST_ROWS, HANDFUL, mean_line, num
 
         problem = self.problem
         partial = self.derivation.partial(p.symbol)
@@ -277,8 +277,7 @@ class RunText:
                 results[i].append(values[i])
         for i in range(count):
             if rows <= HANDFUL:
-                terms = " + ".join(num(v) if v >= 0 else f"({num(v)})" for v in results[i])
-                lines[i].append(f"    mean of the {rows} rows: ({terms})/{rows} = {num(means[i])}")
+                lines[i].append(mean_line(results[i], means[i]))
             else:
                 lines[i].append(
                     f"    … and {rows - FIRST_ROWS} more rows; the mean of all {rows} is "

@@ -443,6 +443,23 @@ HANDFUL = 6
 FIRST_ROWS = 3
 
 
+def mean_line(results: list[float], mean: float) -> str:
+    """Return ``mean of the n rows: (a + b + …)/n = m``, the terms with the digits that make
+    the sum check by hand: near a minimum the rows' gradients cancel, and four digits of
+    each would add up to a different mean."""
+    rows, shown = len(results), number(mean)
+    digits = next(
+        (
+            d
+            for d in range(DIGITS, 18)
+            if number(sum(float(number(r, d)) for r in results) / rows) == shown
+        ),
+        17,
+    )
+    terms = " + ".join(num(r, digits) if r >= 0 else f"({num(r, digits)})" for r in results)
+    return f"    mean of the {rows} rows: ({terms})/{rows} = {num(mean)}"
+
+
 def row_lines(
     partial: Partial, problem: Problem, values: dict[str, float], mean: float
 ) -> list[str]:
@@ -465,8 +482,7 @@ def row_lines(
             digits = checking_digits(partial.result, at, value)
             lines.append(f"    row {i + 1}: {unicode(partial.result, at, digits)} = {minus(value)}")
     if rows <= HANDFUL:
-        terms = " + ".join(num(r) if r >= 0 else f"({num(r)})" for r in results)
-        lines.append(f"    mean of the {rows} rows: ({terms})/{rows} = {num(mean)}")
+        lines.append(mean_line(results, mean))
     else:
         lines.append(
             f"    … and {rows - FIRST_ROWS} more rows; the mean of all {rows} is {num(mean)}"
