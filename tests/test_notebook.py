@@ -302,7 +302,8 @@ def test_a_folder_or_an_unwritable_place_is_refused(run_cli, tmp_path):
     folder.mkdir()
     status, out, err = run_cli("notebook", "seed-w", "-o", str(folder))
     assert (status, out) == (2, "")
-    assert err == f"tutor: error: -o {folder}: give the name of a file ending in .ipynb\n"
+    # The name does end in .ipynb: the reason is that it is a folder.
+    assert err == f"tutor: error: {folder}: is a folder; give a file name inside it\n"
     # A folder no file can be made in, even by root: one line, status 2, no traceback.
     status, out, err = run_cli("notebook", "seed-w", "-o", "/proc/a.ipynb")
     assert (status, out) == (2, "")
