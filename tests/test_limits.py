@@ -870,3 +870,24 @@ def test_verify_leaves_no_hypothesis_folder_behind(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_escape_sequences_leave_no_residue_in_a_handout(run_cli, tmp_path, monkeypatch):
+    # The handout's prose is cleaned as the terminal's is: whole sequences, not just ESC.
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "hostile.toml"
+    path.write_text(HOSTILE_PROSE, encoding="utf-8")
+    status, _, err = run_cli("handout", str(path), "-o", "h.tex")
+    assert status == 0, err
+    tex = (tmp_path / "h.tex").read_text(encoding="utf-8")
+    assert "Title " in tex
+    for residue in ("[2J", "]0;pwned", "[31m", "\x1b", "\u202e"):
+        assert residue not in tex
+
+
+def test_an_empty_output_name_is_refused(refuses):
+    refuses(["handout", "seed-w", "-o", ""], "-o '': give the name of a file ending in .tex")
+    refuses(
+        ["handout", "seed-w", "--variants", "2", "--format", "json", "-o", ""],
+        "-o '': give the name of a file ending in .jsonl",
+    )

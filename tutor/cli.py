@@ -579,7 +579,9 @@ def handout(
         return
     loaded = [load(p) for p in problems]
     source = template_source(template)
-    target = Path(output or f"{loaded[0].id}.tex")
+    if output == "":
+        raise UsageError("-o '': give the name of a file ending in .tex")
+    target = Path(f"{loaded[0].id}.tex" if output is None else output)
     if target.suffix != ".tex":
         raise UsageError(f"-o {target}: give a file name ending in .tex")
     check_target(target)
@@ -640,7 +642,9 @@ def _handout_key(
     for flag, given in (("--pdf", pdf), ("--template", template is not None)):
         if given:
             raise UsageError(f"--format json writes JSON Lines; {flag} is for the LaTeX handout")
-    target = Path(output) if output else None
+    if output == "":
+        raise UsageError("-o '': give the name of a file ending in .jsonl, or no -o for the screen")
+    target = None if output is None else Path(output)
     if target is not None and target.suffix != ".jsonl":
         raise UsageError(f"-o {target}: give a file name ending in .jsonl with --format json")
     if target is not None:

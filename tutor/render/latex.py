@@ -9,6 +9,7 @@ from typing import Any
 import sympy
 from sympy.printing.latex import LatexPrinter
 
+from .._clean import clean
 from .._mathtext import (
     checking_digits,
     latex_name,
@@ -141,7 +142,10 @@ def escape(text: str) -> str:
     '50\\% of \\textbackslash{}input\\{x\\}'
     >>> escape("tutor step ridge --set lam=0; w = -1.5 within 1e-06")
     'tutor step ridge -{}-set lam=0; w = $-$1.5 within $10^{-6}$'
+    >>> escape("T\x1b[31mRED\x1b]0;PWN\x07 \u202eevil")
+    'TRED evil'
     """
+    text = clean(text)  # escape sequences go whole, not only their ESC
     out = []
     pos = 0
     for match in _E_NOTATION.finditer(text):
